@@ -1,0 +1,1 @@
+"""Developer tools for the simulator (data generators); not imported at run time."""

@@ -1,0 +1,183 @@
+"""The aiohttp application: EC2 Query requests in, EC2 XML out.
+
+``create_app(config)`` builds everything; nothing lives in module globals. Shared objects
+(the key store, the service models, the CloudStack client, ...) sit in one :class:`Services`
+under the ``SERVICES`` app key and are opened and closed by ``cleanup_ctx``.
+
+Middlewares, outermost first: request id (on every response), error rendering (EC2 error
+envelope for every failure, details of unexpected ones only in the log). The query handler
+then reads and bounds the body, authenticates, parses the action's input from botocore's
+model, runs the mapping record and renders the output from the same model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+import mappings
+from ec2bridge import engine
+from ec2bridge.auth import Authenticator
+from ec2bridge.config import Config
+from ec2bridge.context import RequestContext
+from ec2bridge.describe import PageTokens
+from ec2bridge.errors import EC2Error, internal_error
+from ec2bridge.protocol import ServiceModels, parse_request, render_error, render_response
+from ec2bridge.stores import default_database_url, open_database
+from ec2bridge.stores.sqlite import SqliteKeyStore
+from signing.errors import AuthError
+from signing.keystore import SecretBox, load_master_key
+from signing.request import HttpRequest
+
+log = logging.getLogger("ec2bridge")
+
+DEFAULT_VERSION = "2016-11-15"
+QUERY_PATHS = ("/", "/services/compute", "/services/compute/")
+
+
+@dataclass
+class Services:
+    config: Config
+    models: ServiceModels
+    keys: SqliteKeyStore
+    authenticator: Authenticator
+    page_tokens: PageTokens
+    actions: dict[str, Any]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+SERVICES = web.AppKey("services", Services)
+REQUEST_ID = "ec2bridge.request_id"
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[request_id_middleware, error_middleware],
+                          client_max_size=config.max_body_bytes)
+    app["config"] = config
+    app.cleanup_ctx.append(services_context)
+    app.router.add_get("/healthz", healthz)
+    for path in QUERY_PATHS:
+        app.router.add_route("GET", path, handle_query)
+        app.router.add_route("POST", path, handle_query)
+    return app
+
+
+async def services_context(app: web.Application) -> AsyncIterator[None]:
+    config: Config = app["config"]
+    database = open_database(config.database_url or default_database_url(config.data_dir))
+    master_key = load_master_key(config.data_dir)
+    keys = SqliteKeyStore(database, SecretBox(master_key))
+    authenticator = Authenticator(keys, None, max_skew=config.max_clock_skew,
+                                  enrolled_ttl=config.enrolled_key_ttl)
+    token_secret = hmac.new(master_key, b"ec2bridge page tokens", hashlib.sha256).digest()
+    app[SERVICES] = Services(config=config, models=ServiceModels(), keys=keys,
+                             authenticator=authenticator, page_tokens=PageTokens(token_secret),
+                             actions=mappings.ACTIONS)
+    try:
+        yield
+    finally:
+        database.close()
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler) -> web.StreamResponse:
+    request_id = str(uuid.uuid4())
+    request[REQUEST_ID] = request_id
+    response = await handler(request)
+    response.headers["x-amzn-RequestId"] = request_id
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (EC2Error, AuthError) as error:
+        return error_response(request, error.code, error.message, error.status)
+    except web.HTTPException as error:
+        return error_response(request, *_http_error(error))
+    except Exception:
+        log.exception("unexpected error in request %s", request.get(REQUEST_ID))
+        error = internal_error()
+        return error_response(request, error.code, error.message, error.status)
+
+
+def _http_error(error: web.HTTPException) -> tuple[str, str, int]:
+    if isinstance(error, web.HTTPRequestEntityTooLarge):
+        return "RequestEntityTooLarge", "The request body is too large", 413
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        return "InvalidHttpRequest", f"The HTTP method {error.method} is not supported", 405
+    if isinstance(error, web.HTTPNotFound):
+        return "InvalidAction", "The requested URL is not an EC2 endpoint", 404
+    return "InvalidHttpRequest", error.reason or "Bad request", error.status
+
+
+def error_response(request: web.Request, code: str, message: str, status: int) -> web.Response:
+    protocol = request.get("ec2bridge.protocol", "ec2")
+    body = render_error(code, message, request.get(REQUEST_ID, ""), protocol=protocol)
+    return web.Response(body=body, status=status, content_type="text/xml", charset="UTF-8")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise EC2Error("RequestEntityTooLarge", f"The request body exceeds {limit} bytes", 413)
+    return await request.read() if request.can_read_body else b""
+
+
+def check_header_size(request: web.Request, limit: int) -> None:
+    size = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+    if size > limit:
+        raise EC2Error("RequestHeaderSectionTooLarge", f"The request headers exceed {limit} bytes", 431)
+
+
+def decode_params(query_string: str, body: bytes, content_type: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(query_string, keep_blank_values=True, errors="strict")
+        if body and content_type in ("application/x-www-form-urlencoded", "application/octet-stream", ""):
+            pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise EC2Error("InvalidParameterValue", "The request parameters are not valid UTF-8") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise EC2Error("InvalidParameterValue", f"The parameter {name} is given more than once")
+        params[name] = value
+    return params
+
+
+async def handle_query(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    config = services.config
+    check_header_size(request, config.max_header_bytes)
+    body = await read_body(request, config.max_body_bytes)
+    params = decode_params(request.rel_url.raw_query_string, body, request.content_type)
+    http_request = HttpRequest(method=request.method, host=request.headers.get("Host", ""),
+                               path=request.rel_url.raw_path, query_string=request.rel_url.raw_query_string,
+                               headers=request.headers, body=body, params=params)
+    credential = await services.authenticator.authenticate(http_request)
+    action = params.get("Action")
+    if not action:
+        raise EC2Error("MissingAction", "The request must contain the parameter Action")
+    operation = services.models.operation(action)
+    protocol = operation.service_model.protocol
+    request["ec2bridge.protocol"] = protocol
+    record = services.actions.get(action)
+    if record is None:
+        raise EC2Error("UnsupportedOperation", f"The action {action} is not supported by this endpoint yet")
+    ctx = RequestContext(request_id=request[REQUEST_ID], action=action, credential=credential,
+                         config=config, services=services)
+    output = await engine.run(record, ctx, parse_request(operation, params))
+    version = params.get("Version") or DEFAULT_VERSION
+    xml = render_response(operation, output, version=version, request_id=ctx.request_id)
+    return web.Response(body=xml, content_type="text/xml", charset="UTF-8")

@@ -1,0 +1,49 @@
+"""Runs a mapping record: the one place where DryRun and Describe semantics are applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ec2bridge.describe import apply_filters, check_max_results, compile_filters, paginate
+from ec2bridge.errors import EC2Error, dry_run_ok
+from mappings.records import Describe, Selector
+
+
+async def run(record: Any, ctx: Any, request: dict) -> dict:
+    if isinstance(record, Describe):
+        return await describe(record, ctx, request)
+    return await record.handler(ctx, request)
+
+
+def _select(items: list[dict], selector: Selector, wanted: list[str] | None) -> list[dict]:
+    if not wanted:
+        return items
+    wanted_set = set(wanted)
+    chosen = [item for item in items if item.get(selector.field) in wanted_set]
+    missing = sorted(wanted_set - {item.get(selector.field) for item in chosen})
+    if missing:
+        raise selector.not_found(missing)
+    return chosen
+
+
+async def describe(record: Describe, ctx: Any, request: dict) -> dict:
+    max_results = check_max_results(request.get("MaxResults"), record.paging, record.name)
+    selected_by_key = any(request.get(s.param) for s in record.selectors)
+    if max_results is not None and selected_by_key:
+        raise EC2Error("InvalidParameterCombination",
+                       f"The parameter {record.selectors[0].param} cannot be used with the parameter MaxResults")
+    tokens = ctx.services.page_tokens
+    after = tokens.read(record.name, request["NextToken"]) if request.get("NextToken") else None
+    predicates = compile_filters(request.get("Filters"), record.filters, record.taggable)
+    items = await record.source(ctx, request)
+    for selector in record.selectors:
+        items = _select(items, selector, request.get(selector.param))
+    if request.get("DryRun"):
+        raise dry_run_ok()
+    items = apply_filters(items, predicates)
+    sort_field = record.sort_key
+    page, token = paginate(items, lambda item: item.get(sort_field) or "", max_results, after, tokens, record.name)
+    output: dict[str, Any] = {record.result_key: page}
+    if token:
+        output["NextToken"] = token
+    return output

@@ -1,0 +1,130 @@
+"""The SQLite backend: one database file, versioned schema, stores on top of it.
+
+SQLite calls are synchronous. Every statement on the request path is a primary-key lookup or
+a single-row write that takes microseconds, so it runs on the event loop rather than paying a
+thread hop. WAL mode lets readers in other bridge processes proceed during a write, and
+``busy_timeout`` makes a writer wait for another process's transaction instead of failing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from signing.keystore import Credential, KeyExists, KeyInfo, KeyNotFound, KeyStore, SecretBox
+
+# Ordered, append-only: a released migration is never edited, a new one is added.
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+        CREATE TABLE access_keys (
+            access_key            TEXT PRIMARY KEY,
+            secret_sealed         TEXT NOT NULL,
+            cloudstack_api_key    TEXT NOT NULL,
+            cloudstack_secret_sealed TEXT NOT NULL,
+            enabled               INTEGER NOT NULL DEFAULT 1,
+            source                TEXT NOT NULL,
+            created_at            TEXT NOT NULL,
+            verified_at           TEXT
+        );
+    """),
+]
+
+
+class SqliteDatabase:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA busy_timeout = 5000")
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        db = self.connection
+        db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            for version, script in MIGRATIONS:
+                if version > current:
+                    for statement in filter(str.strip, script.split(";")):
+                        db.execute(statement)
+                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        return self.connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class SqliteKeyStore(KeyStore):
+    def __init__(self, database: SqliteDatabase, box: SecretBox):
+        self._db = database.connection
+        self._box = box
+
+    async def get(self, access_key: str) -> Credential | None:
+        row = self._db.execute(
+            "SELECT access_key, secret_sealed, cloudstack_api_key, cloudstack_secret_sealed,"
+            " enabled, source, created_at, verified_at FROM access_keys WHERE access_key = ?",
+            (access_key,)).fetchone()
+        return self._credential(row) if row else None
+
+    def _credential(self, row: tuple) -> Credential:
+        access_key, secret, cs_key, cs_secret, enabled, source, created, verified = row
+        return Credential(
+            access_key=access_key,
+            secret_key=self._box.open(secret, f"ec2:{access_key}"),
+            cloudstack_api_key=cs_key,
+            cloudstack_secret_key=self._box.open(cs_secret, f"cloudstack:{access_key}"),
+            enabled=bool(enabled), source=source,
+            created_at=_parse_time(created), verified_at=_parse_time(verified))
+
+    def _row(self, c: Credential) -> tuple:
+        return (c.access_key, self._box.seal(c.secret_key, f"ec2:{c.access_key}"),
+                c.cloudstack_api_key, self._box.seal(c.cloudstack_secret_key, f"cloudstack:{c.access_key}"),
+                int(c.enabled), c.source, (c.created_at.isoformat() if c.created_at else _now()),
+                c.verified_at.isoformat() if c.verified_at else None)
+
+    async def add(self, credential: Credential) -> None:
+        try:
+            self._db.execute("INSERT INTO access_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._row(credential))
+        except sqlite3.IntegrityError:
+            raise KeyExists(credential.access_key) from None
+
+    async def put(self, credential: Credential) -> None:
+        self._db.execute("INSERT OR REPLACE INTO access_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._row(credential))
+
+    async def list(self) -> list[KeyInfo]:
+        rows = self._db.execute(
+            "SELECT access_key, cloudstack_api_key, enabled, source, created_at FROM access_keys ORDER BY created_at")
+        return [KeyInfo(ak, cs, bool(on), source, _parse_time(created)) for ak, cs, on, source, created in rows]
+
+    def _update(self, sql: str, args: tuple, access_key: str) -> None:
+        if self._db.execute(sql, args).rowcount == 0:
+            raise KeyNotFound(access_key)
+
+    async def set_enabled(self, access_key: str, enabled: bool) -> None:
+        self._update("UPDATE access_keys SET enabled = ? WHERE access_key = ?", (int(enabled), access_key), access_key)
+
+    async def delete(self, access_key: str) -> None:
+        self._update("DELETE FROM access_keys WHERE access_key = ?", (access_key,), access_key)
+
+    async def set_secret(self, access_key: str, secret_key: str) -> None:
+        sealed = self._box.seal(secret_key, f"ec2:{access_key}")
+        self._update("UPDATE access_keys SET secret_sealed = ? WHERE access_key = ?", (sealed, access_key), access_key)
