@@ -12,6 +12,7 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ec2bridge.ids import IdMap, IdRecord, new_id
 from signing.keystore import Credential, KeyExists, KeyInfo, KeyNotFound, KeyStore, SecretBox
 
 # Ordered, append-only: a released migration is never edited, a new one is added.
@@ -26,6 +27,16 @@ MIGRATIONS: list[tuple[int, str]] = [
             source                TEXT NOT NULL,
             created_at            TEXT NOT NULL,
             verified_at           TEXT
+        );
+    """),
+    (2, """
+        CREATE TABLE ids (
+            ec2_id      TEXT PRIMARY KEY,
+            kind        TEXT NOT NULL,
+            backend_id  TEXT NOT NULL,
+            account     TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            UNIQUE (kind, backend_id, account)
         );
     """),
 ]
@@ -128,3 +139,64 @@ class SqliteKeyStore(KeyStore):
     async def set_secret(self, access_key: str, secret_key: str) -> None:
         sealed = self._box.seal(secret_key, f"ec2:{access_key}")
         self._update("UPDATE access_keys SET secret_sealed = ? WHERE access_key = ?", (sealed, access_key), access_key)
+
+
+class SqliteIdMap(IdMap):
+    """Id rows in SQLite with a process-local cache (rows never change, so it never goes stale).
+
+    Minting is race-free across processes: ``INSERT OR IGNORE`` against the unique
+    (kind, backend id, account) constraint, then a re-read returns whichever id won.
+    """
+
+    _CHUNK = 400  # stays under SQLite's bound-parameter limit
+
+    def __init__(self, database: SqliteDatabase):
+        self._db = database.connection
+        self._by_backend: dict[tuple[str, str, str], str] = {}
+        self._by_ec2: dict[str, IdRecord] = {}
+
+    def _remember(self, record: IdRecord) -> None:
+        self._by_backend[(record.kind, record.backend_id, record.account)] = record.ec2_id
+        self._by_ec2[record.ec2_id] = record
+
+    async def ec2_ids(self, kind: str, objects: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        found = {obj: self._by_backend.get((kind, *obj)) for obj in objects}
+        missing = [obj for obj, ec2_id in found.items() if ec2_id is None]
+        if missing:
+            self._load(kind, missing)
+            unminted = [obj for obj in missing if (kind, *obj) not in self._by_backend]
+            if unminted:
+                self._mint(kind, unminted)
+            found.update({obj: self._by_backend[(kind, *obj)] for obj in missing})
+        return found  # type: ignore[return-value]
+
+    def _load(self, kind: str, objects: list[tuple[str, str]]) -> None:
+        for start in range(0, len(objects), self._CHUNK):
+            chunk = objects[start:start + self._CHUNK]
+            rows = self._db.execute(
+                f"SELECT ec2_id, kind, backend_id, account FROM ids WHERE kind = ? AND backend_id IN "
+                f"({','.join('?' * len(chunk))})", (kind, *(backend for backend, _ in chunk)))
+            for row in rows:
+                self._remember(IdRecord(*row))
+
+    def _mint(self, kind: str, objects: list[tuple[str, str]]) -> None:
+        now = _now()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?, ?, ?)",
+                                 [(new_id(kind), kind, backend, account, now) for backend, account in objects])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._load(kind, objects)
+
+    async def lookup(self, ec2_id: str) -> IdRecord | None:
+        record = self._by_ec2.get(ec2_id)
+        if record is None:
+            row = self._db.execute("SELECT ec2_id, kind, backend_id, account FROM ids WHERE ec2_id = ?",
+                                   (ec2_id,)).fetchone()
+            if row:
+                record = IdRecord(*row)
+                self._remember(record)
+        return record
