@@ -17,26 +17,31 @@ import hmac
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, TypeVar
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import web
 
 import mappings
 from ec2bridge import engine
 from ec2bridge.auth import Authenticator
-from ec2bridge.config import Config
+from ec2bridge.accounts import AccountDirectory, CloudStackEnroller
+from ec2bridge.cloudstack import CloudStackClient
+from ec2bridge.config import DEMO_CREDENTIALS, Config
 from ec2bridge.context import RequestContext
 from ec2bridge.describe import PageTokens
 from ec2bridge.errors import EC2Error, internal_error
 from ec2bridge.protocol import ServiceModels, parse_request, render_error, render_response
 from ec2bridge.stores import default_database_url, open_database
-from ec2bridge.stores.sqlite import SqliteKeyStore
+from ec2bridge.stores.sqlite import SqliteIdMap, SqliteKeyStore
 from signing.errors import AuthError
 from signing.keystore import SecretBox, load_master_key
 from signing.request import HttpRequest
 
 log = logging.getLogger("ec2bridge")
+T = TypeVar("T")
 
 DEFAULT_VERSION = "2016-11-15"
 QUERY_PATHS = ("/", "/services/compute", "/services/compute/")
@@ -47,10 +52,21 @@ class Services:
     config: Config
     models: ServiceModels
     keys: SqliteKeyStore
+    ids: SqliteIdMap
     authenticator: Authenticator
     page_tokens: PageTokens
     actions: dict[str, Any]
-    extras: dict[str, Any] = field(default_factory=dict)
+    cloudstack: CloudStackClient
+    accounts: AccountDirectory
+    database: Any = None
+    simulator: Any = None  # the embedded simulator, when the bridge runs on it
+    _stores: dict[Any, Any] = field(default_factory=dict)
+
+    def store(self, factory: Callable[[Any], T]) -> T:
+        """The process's one instance of a store class built on the database (made on first use)."""
+        if factory not in self._stores:
+            self._stores[factory] = factory(self.database)
+        return self._stores[factory]
 
 
 SERVICES = web.AppKey("services", Services)
@@ -74,16 +90,46 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
     database = open_database(config.database_url or default_database_url(config.data_dir))
     master_key = load_master_key(config.data_dir)
     keys = SqliteKeyStore(database, SecretBox(master_key))
-    authenticator = Authenticator(keys, None, max_skew=config.max_clock_skew,
-                                  enrolled_ttl=config.enrolled_key_ttl)
-    token_secret = hmac.new(master_key, b"ec2bridge page tokens", hashlib.sha256).digest()
-    app[SERVICES] = Services(config=config, models=ServiceModels(), keys=keys,
-                             authenticator=authenticator, page_tokens=PageTokens(token_secret),
-                             actions=mappings.ACTIONS)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300))
+    simulator = await start_embedded_simulator(config) if config.embedded_simulator else None
     try:
+        url, admin = backend_endpoint(config, simulator)
+        client = CloudStackClient(url, session, timeout=config.cloudstack_timeout, job_wait=config.job_wait)
+        enroller = CloudStackEnroller(client, admin) if admin else None
+        authenticator = Authenticator(keys, enroller, max_skew=config.max_clock_skew,
+                                      enrolled_ttl=config.enrolled_key_ttl)
+        token_secret = hmac.new(master_key, b"ec2bridge page tokens", hashlib.sha256).digest()
+        app[SERVICES] = Services(config=config, models=ServiceModels(), keys=keys, ids=SqliteIdMap(database),
+                                 authenticator=authenticator, page_tokens=PageTokens(token_secret),
+                                 actions=mappings.ACTIONS, cloudstack=client,
+                                 accounts=AccountDirectory(client), database=database,
+                                 simulator=simulator)
         yield
     finally:
+        await session.close()
+        if simulator is not None:
+            await simulator.stop()
         database.close()
+
+
+async def start_embedded_simulator(config: Config):
+    """The CloudStack simulator in this process, on a loopback port of its own."""
+    import cloudstack_sim
+
+    sim_config = cloudstack_sim.SimConfig(
+        host="127.0.0.1", port=0, state_file=Path(config.data_dir) / "simulator-state.json",
+        demo_credentials=config.demo_credentials or DEMO_CREDENTIALS,
+        job_duration=config.simulator_job_duration)
+    return await cloudstack_sim.start(sim_config)
+
+
+def backend_endpoint(config: Config, simulator) -> tuple[str, tuple[str, str] | None]:
+    if simulator is not None:
+        return simulator.url, tuple(simulator.admin_credentials)
+    admin = None
+    if config.cloudstack_admin_api_key and config.cloudstack_admin_secret_key:
+        admin = (config.cloudstack_admin_api_key, config.cloudstack_admin_secret_key)
+    return config.cloudstack_url, admin
 
 
 @web.middleware

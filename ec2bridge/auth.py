@@ -36,6 +36,9 @@ class Authenticator:
 
     async def authenticate(self, request: HttpRequest) -> Credential:
         claim = verifier.parse_auth(request)
+        if claim.security_token:
+            # The bridge issues no temporary credentials, so no session token can be valid.
+            raise AuthError("AuthFailure", "The security token included in the request is invalid")
         credential = await self._credential(claim.access_key)
         if credential is None or not credential.enabled:
             raise unknown_key()

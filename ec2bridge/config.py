@@ -15,6 +15,9 @@ Example ``ec2bridge.toml``::
     [[regions]]
     name = "zone-west"
     endpoint = "https://ec2.cloud.example.com/"
+
+    [instance_types]            # EC2 names for CloudStack service offerings
+    "m1.small" = "Small Instance"
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ class Config:
     cloudstack_admin_api_key: str | None = None
     cloudstack_admin_secret_key: str | None = None
     cloudstack_timeout: float = 30.0
+    job_wait: float = 600.0  # longest wait for a CloudStack job an EC2 call depends on
     demo_credentials: tuple[str, str] | None = None
+
+    # EC2 instance type names accepted as aliases of CloudStack service offerings,
+    # e.g. {"m1.small": "Small Instance"}; offerings are also known by their own names.
+    instance_type_aliases: dict[str, str] = field(default_factory=dict)
 
     simulator_job_duration: float = 0.5
     max_body_bytes: int = 1024 * 1024
@@ -100,6 +108,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
             values[key] = Path(value)
         elif key in ("max_clock_skew", "enrolled_key_ttl"):
             values[key] = timedelta(seconds=float(value))
+        elif key == "instance_types":
+            values["instance_type_aliases"] = {str(k): str(v) for k, v in value.items()}
         elif key == "demo_credentials":
             values[key] = parse_credentials(value)
         elif key in known:

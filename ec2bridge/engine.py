@@ -1,23 +1,40 @@
-"""Runs a mapping record: the one place where DryRun and Describe semantics are applied."""
+"""Runs a mapping record: the one place where Describe semantics, DryRun for Describe actions
+and the translation of backend failures into EC2 errors are applied."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ec2bridge.describe import apply_filters, check_max_results, compile_filters, paginate
+from ec2bridge.backend_errors import translate
+from ec2bridge.cloudstack import BackendUnavailable, CloudStackError
 from ec2bridge.errors import EC2Error, dry_run_ok
+from ec2bridge.ids import check_format
 from mappings.records import Describe, Selector
 
 
 async def run(record: Any, ctx: Any, request: dict) -> dict:
-    if isinstance(record, Describe):
-        return await describe(record, ctx, request)
-    return await record.handler(ctx, request)
+    try:
+        if isinstance(record, Describe):
+            return await describe(record, ctx, request)
+        return await record.handler(ctx, request)
+    except (CloudStackError, BackendUnavailable) as error:
+        raise translate(error, {param: kind for param, (kind, _) in record.errors.items()},
+                        {param: _first(request.get(member)) for param, (_, member) in record.errors.items()}) from error
+
+
+def _first(value: Any) -> str | None:
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
 
 
 def _select(items: list[dict], selector: Selector, wanted: list[str] | None) -> list[dict]:
     if not wanted:
         return items
+    if selector.kind:
+        for value in wanted:
+            check_format(selector.kind, value)
     wanted_set = set(wanted)
     chosen = [item for item in items if item.get(selector.field) in wanted_set]
     missing = sorted(wanted_set - {item.get(selector.field) for item in chosen})

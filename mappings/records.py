@@ -20,9 +20,13 @@ Source = Callable[[Any, dict], Awaitable[list[dict]]]
 
 @dataclass(frozen=True)
 class Action:
+    """``errors`` maps a CloudStack parameter to (EC2 id kind, request member), so that a
+    CloudStack "no such object" on that parameter becomes that kind's NotFound."""
+
     name: str
     handler: Handler
-    mutating: bool = False
+    mutating: bool = True
+    errors: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Selector:
     param: str
     field: str
     not_found: Callable[[list[str]], EC2Error]
+    kind: str | None = None  # EC2 id kind whose format the values must have
 
 
 @dataclass(frozen=True)
@@ -45,3 +50,4 @@ class Describe:
     paging: Paging | None = None
     taggable: bool = True
     mutating: bool = False
+    errors: Mapping[str, tuple[str, str]] = field(default_factory=dict)

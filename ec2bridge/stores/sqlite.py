@@ -15,8 +15,48 @@ from pathlib import Path
 from ec2bridge.ids import IdMap, IdRecord, new_id
 from signing.keystore import Credential, KeyExists, KeyInfo, KeyNotFound, KeyStore, SecretBox
 
-# Ordered, append-only: a released migration is never edited, a new one is added.
-MIGRATIONS: list[tuple[int, str]] = [
+class SqliteDatabase:
+    """One SQLite file shared by every store; each store migrates its own tables.
+
+    Migrations are per component (``"keys"``, ``"ids"``, ...): ordered, append-only lists of
+    (version, script). A released migration is never edited; a change is a new version.
+    """
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA busy_timeout = 5000")
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = NORMAL")
+        self.connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+
+    def migrate(self, component: str, migrations: list[tuple[int, str]]) -> None:
+        db = self.connection
+        db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
+        try:
+            current = self.schema_version(component)
+            for version, script in migrations:
+                if version > current:
+                    for statement in filter(str.strip, script.split(";")):
+                        db.execute(statement)
+                    db.execute("INSERT OR REPLACE INTO schema_versions VALUES (?, ?)", (component, version))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def schema_version(self, component: str) -> int:
+        row = self.connection.execute("SELECT version FROM schema_versions WHERE component = ?",
+                                      (component,)).fetchone()
+        return row[0] if row else 0
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+KEY_MIGRATIONS: list[tuple[int, str]] = [
     (1, """
         CREATE TABLE access_keys (
             access_key            TEXT PRIMARY KEY,
@@ -27,9 +67,12 @@ MIGRATIONS: list[tuple[int, str]] = [
             source                TEXT NOT NULL,
             created_at            TEXT NOT NULL,
             verified_at           TEXT
-        );
+        )
     """),
-    (2, """
+]
+
+ID_MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
         CREATE TABLE ids (
             ec2_id      TEXT PRIMARY KEY,
             kind        TEXT NOT NULL,
@@ -37,43 +80,9 @@ MIGRATIONS: list[tuple[int, str]] = [
             account     TEXT NOT NULL,
             created_at  TEXT NOT NULL,
             UNIQUE (kind, backend_id, account)
-        );
+        )
     """),
 ]
-
-
-class SqliteDatabase:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.connection.execute("PRAGMA busy_timeout = 5000")
-        self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        db = self.connection
-        db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
-        try:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            for version, script in MIGRATIONS:
-                if version > current:
-                    for statement in filter(str.strip, script.split(";")):
-                        db.execute(statement)
-                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    def schema_version(self) -> int:
-        return self.connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-
-    def close(self) -> None:
-        self.connection.close()
 
 
 def _now() -> str:
@@ -86,6 +95,7 @@ def _parse_time(text: str | None) -> datetime | None:
 
 class SqliteKeyStore(KeyStore):
     def __init__(self, database: SqliteDatabase, box: SecretBox):
+        database.migrate("keys", KEY_MIGRATIONS)
         self._db = database.connection
         self._box = box
 
@@ -151,6 +161,7 @@ class SqliteIdMap(IdMap):
     _CHUNK = 400  # stays under SQLite's bound-parameter limit
 
     def __init__(self, database: SqliteDatabase):
+        database.migrate("ids", ID_MIGRATIONS)
         self._db = database.connection
         self._by_backend: dict[tuple[str, str, str], str] = {}
         self._by_ec2: dict[str, IdRecord] = {}

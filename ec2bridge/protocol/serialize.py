@@ -1,0 +1,531 @@
+"""Output dict -> EC2 XML (and STS query XML), driven by botocore's output shapes.
+
+The engine returns a plain dict shaped like the action's output shape, keyed by botocore
+member names (what boto3 would hand its user). :func:`render_response` writes it the way
+EC2 does (shown here with whitespace added):
+
+    <?xml version="1.0" encoding="UTF-8"?>
+    <DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+      <requestId>...</requestId><reservationSet><item>...</item></reservationSet>
+    </DescribeInstancesResponse>
+
+Members come in model order under their ``locationName``; a list is one element per item
+inside the list element (EC2 never flattens); booleans are ``true``/``false``, timestamps
+ISO 8601 UTC with milliseconds, blobs base64; ``None`` members are left out.
+
+Speed matters (a DescribeInstances page can hold thousands of instances), so each output
+shape is compiled once into a tree of small closures with their tags precomputed, and
+rendering is dict lookups and string appends to one list, joined at the end. Escaping is
+the one cost that grows with every string, so it is done in bulk: the first pass sets every
+string aside as it writes it, one scan of all of them together decides, and only a document
+holding ``&``, ``<``, ``>`` or a non-printable character is written again by the careful
+writers, which escape string by string.
+
+Keys that are not members of the shape, and values of the wrong Python type, raise
+:class:`ValueError`: they are engine bugs and must not reach a client as a document that
+silently lacks what the engine meant to say.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from botocore.model import OperationModel, Shape
+
+from ec2bridge.errors import EC2Error
+from ec2bridge.protocol.model import is_api_version
+
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+EC2_NAMESPACE = "http://ec2.amazonaws.com/doc/{version}/"  # trailing slash: libcloud needs it
+STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
+
+_Out = list  # the document under construction, as a list of strings
+_Texts = list  # the strings written so far (first pass), or None (careful pass)
+_Write = Callable[[Any, _Out, Any], None]
+_ToText = Callable[[Any, str], str]
+
+
+# --- text ------------------------------------------------------------------------------
+
+# Characters XML 1.0 cannot carry at all, not even as references. CloudStack passes user
+# text through unchecked (names, descriptions), so they are replaced rather than breaking
+# the whole document for every client that parses it.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+_TO_ESCAPE = re.compile("[&<>\r]")
+
+
+def _needs_escaping(text: str) -> bool:
+    # isprintable() is False for every control character (and for a few harmless ones such
+    # as "\n", which then just take the slower path).
+    return "&" in text or "<" in text or ">" in text or not text.isprintable()
+
+
+def _escape(text: str) -> str:
+    # "\r" as a reference: an XML parser would otherwise turn "\r\n" into "\n".
+    return _TO_ESCAPE.sub(lambda match: _ESCAPES[match.group()], _NOT_XML.sub("\ufffd", text))
+
+
+def _clean(text: str) -> str:
+    return _escape(text) if _needs_escaping(text) else text
+
+
+def _string(value: Any, label: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"{label} expects a str, got {type(value).__name__}: {value!r}")
+
+
+def _integer_text(value: Any, label: str) -> str:
+    if value.__class__ is int or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(int(value))
+    raise ValueError(f"{label} expects an int, got {type(value).__name__}: {value!r}")
+
+
+def _float_text(value: Any, label: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number):
+            return repr(number)
+        # The spellings botocore reads and writes for the non-finite doubles.
+        return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+    raise ValueError(f"{label} expects a float, got {type(value).__name__}: {value!r}")
+
+
+def _boolean_text(value: Any, label: str) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    raise ValueError(f"{label} expects a bool, got {type(value).__name__}: {value!r}")
+
+
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+_THREE_DIGITS = tuple(f"{number:03d}" for number in range(1000))
+
+
+def _timestamp_text(value: Any, label: str) -> str:
+    """ISO 8601 in UTC with milliseconds, as EC2 writes every time: 2026-11-22T01:02:03.000Z.
+
+    A naive datetime is taken as UTC (CloudStack's and the stores' times are UTC); an
+    already formatted string is read and rewritten, so that every timestamp has one form.
+    """
+    if value.__class__ is not datetime:
+        value = _as_datetime(value, label)
+    if value.tzinfo is not None and value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    # Table lookups: datetime.isoformat(timespec=...) is several times slower.
+    return (f"{value.year:04d}-{_TWO_DIGITS[value.month]}-{_TWO_DIGITS[value.day]}T{_TWO_DIGITS[value.hour]}:"
+            f"{_TWO_DIGITS[value.minute]}:{_TWO_DIGITS[value.second]}.{_THREE_DIGITS[value.microsecond // 1000]}Z")
+
+
+def _as_datetime(value: Any, label: str) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{label} expects an ISO 8601 timestamp, got {value!r}") from None
+    raise ValueError(f"{label} expects a datetime, got {type(value).__name__}: {value!r}")
+
+
+def _blob_text(value: Any, label: str) -> str:
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
+    raise ValueError(f"{label} expects bytes, got {type(value).__name__}")
+
+
+# The scalar types whose text never needs escaping, and how each is written.
+_SAFE_TEXT: dict[str, _ToText] = {
+    "integer": _integer_text,
+    "long": _integer_text,
+    "float": _float_text,
+    "double": _float_text,
+    "boolean": _boolean_text,
+    "timestamp": _timestamp_text,
+    "blob": _blob_text,
+}
+_STRINGS = frozenset({"string", "character"})
+
+
+def _sequence(value: Any, label: str) -> list | tuple:
+    if isinstance(value, (list, tuple)):
+        return value
+    raise ValueError(f"{label} expects a list, got {type(value).__name__}: {value!r}")
+
+
+def _mapping(value: Any, label: str) -> Mapping:
+    if isinstance(value, Mapping):
+        return value
+    raise ValueError(f"{label} expects a dict, got {type(value).__name__}: {value!r}")
+
+
+# --- protocol naming -------------------------------------------------------------------
+
+class _Ec2Naming:
+    """The ``ec2`` protocol: an element is named by its ``locationName``, else its member
+    name; a list's items by the list member's ``locationName`` (``item`` almost everywhere
+    in the model, and ``item`` when absent). Lists are never flattened."""
+
+    flattens = False
+
+    def element_name(self, member: Shape, member_name: str) -> str:
+        return member.serialization.get("name", member_name)
+
+    def item_name(self, shape: Shape) -> str:
+        return shape.member.serialization.get("name", "item")
+
+
+class _QueryNaming(_Ec2Naming):
+    """The plain ``query`` protocol (STS at our endpoint): list items default to ``member``,
+    and a list or map the model marks ``flattened`` repeats its items directly in the
+    parent, a flattened list's items named by its member's ``locationName``."""
+
+    flattens = True
+
+    def element_name(self, member: Shape, member_name: str) -> str:
+        if member.type_name == "list" and member.serialization.get("flattened"):
+            return member.member.serialization.get("name", member_name)
+        return member.serialization.get("name", member_name)
+
+    def item_name(self, shape: Shape) -> str:
+        return shape.member.serialization.get("name", "member")
+
+
+_NAMING = {"ec2": _Ec2Naming(), "query": _QueryNaming()}
+
+
+# --- writers ---------------------------------------------------------------------------
+# A writer is write(value, out, texts): it appends its document part to ``out``. In the
+# first pass ``texts`` collects every string written unescaped; in the careful pass it is
+# None and strings are escaped one by one.
+
+def _string_element(open_tag: str, close_tag: str, label: str, careful: bool) -> _Write:
+    # The commonest element of all, so the first pass does the least possible here.
+    if careful:
+        def write(value: Any, out: _Out, texts: None) -> None:
+            out.append(open_tag + _clean(_string(value, label)) + close_tag)
+    else:
+        def write(value: Any, out: _Out, texts: _Texts) -> None:
+            if value.__class__ is not str:
+                value = _string(value, label)
+            texts.append(value)
+            out.append(open_tag + value + close_tag)
+    return write
+
+
+def _safe_element(open_tag: str, close_tag: str, to_text: _ToText, label: str) -> _Write:
+    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+        out.append(open_tag + to_text(value, label) + close_tag)
+
+    return write
+
+
+def _element(write_content: _Write, open_tag: str, close_tag: str) -> _Write:
+    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+        out.append(open_tag)
+        write_content(value, out, texts)
+        out.append(close_tag)
+
+    return write
+
+
+def _list_element(write_items: _Write, open_tag: str, close_tag: str) -> _Write:
+    empty = open_tag[:-1] + "/>"  # <tagSet/>: AWS sends empty lists; botocore reads []
+
+    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+        if not value and isinstance(value, (list, tuple)):
+            out.append(empty)
+            return
+        out.append(open_tag)
+        write_items(value, out, texts)
+        out.append(close_tag)
+
+    return write
+
+
+def _string_items(item: str, label: str, careful: bool) -> _Write:
+    """The items of a list of strings, all joined at once."""
+    item_open, between, item_close = f"<{item}>", f"</{item}><{item}>", f"</{item}>"
+
+    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+        items = [_string(element, label) for element in _sequence(value, label)]
+        if careful:
+            items = [_clean(element) for element in items]
+        else:
+            texts.extend(items)
+        if items:
+            out.append(item_open + between.join(items) + item_close)
+
+    return write
+
+
+def _safe_items(to_text: _ToText, item: str, label: str) -> _Write:
+    item_open, between, item_close = f"<{item}>", f"</{item}><{item}>", f"</{item}>"
+
+    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+        items = _sequence(value, label)
+        if items:
+            out.append(item_open + between.join([to_text(element, label) for element in items]) + item_close)
+
+    return write
+
+
+def _compound_items(write_item: _Write, label: str) -> _Write:
+    """The items of a list of lists or maps, each writing its own tags."""
+    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+        for element in _sequence(value, label):
+            write_item(element, out, texts)
+
+    return write
+
+
+def _structure_items(write_content: _Write, item: str, label: str) -> _Write:
+    """The items of a list of structures: <item>members</item> each."""
+    item_open, item_close = f"<{item}>", f"</{item}>"
+
+    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+        append = out.append
+        for element in _sequence(value, label):
+            append(item_open)
+            write_content(element, out, texts)
+            append(item_close)
+
+    return write
+
+
+# --- structures: generated code ----------------------------------------------------------
+# A structure's writer is the hot loop of every render, so it is generated once per shape
+# as straight-line Python (one block per member, tags and names as literals), the way
+# dataclasses builds __init__: no loop over members, no call per string member. Names and
+# tags come from botocore's model and enter the source only through repr().
+
+_STRING, _SAFE, _NESTED, _OTHER = "string", "safe", "nested", "other"
+
+
+class _Member(NamedTuple):
+    name: str  # the botocore member name, the key in the engine's dict
+    kind: str  # _STRING, _SAFE (text that never needs escaping), _NESTED (a structure), _OTHER
+    tag: str
+    label: str  # Shape.member, for error messages
+    helper: Any = None  # to_text for _SAFE, the content writer for _NESTED, the writer for _OTHER
+
+
+def _member_source(index: int, member: _Member, careful: bool) -> list[str]:
+    name, open_tag, close_tag, label = repr(member.name), repr(f"<{member.tag}>"), repr(f"</{member.tag}>"), repr(member.label)
+    lines = [f"    v = get({name})", "    if v is not None:"]
+    if member.kind == _STRING and careful:
+        lines.append(f"        append({open_tag} + _clean(_string(v, {label})) + {close_tag})")
+    elif member.kind == _STRING:
+        lines += [f"        if v.__class__ is not str: v = _string(v, {label})",
+                  "        texts_append(v)",
+                  f"        append({open_tag} + v + {close_tag})"]
+    elif member.kind == _SAFE:
+        lines.append(f"        append({open_tag} + helper{index}(v, {label}) + {close_tag})")
+    elif member.kind == _NESTED:
+        lines += [f"        append({open_tag})", f"        helper{index}(v, out, texts)", f"        append({close_tag})"]
+    else:
+        lines.append(f"        helper{index}(v, out, texts)")
+    return lines
+
+
+def _structure(members: tuple[_Member, ...], label: str, careful: bool) -> _Write:
+    """The writer of a structure's content: its present members, in model order."""
+    lines = ["def write(value, out, texts):",
+             "    if value.__class__ is not dict:",
+             "        value = _mapping(value, label)",
+             "    if not known.issuperset(value):",
+             "        _unknown_members(value, known, label)",
+             "    get = value.get",
+             "    append = out.append"]
+    if not careful:
+        lines.append("    texts_append = texts.append")
+    for index, member in enumerate(members):
+        lines += _member_source(index, member, careful)
+    namespace = {"known": frozenset(member.name for member in members), "label": label, "_mapping": _mapping,
+                 "_unknown_members": _unknown_members, "_string": _string, "_clean": _clean}
+    namespace.update((f"helper{index}", member.helper) for index, member in enumerate(members))
+    exec(compile("\n".join(lines), f"<writer of {label}>", "exec"), namespace)
+    return namespace["write"]
+
+
+def _unknown_members(value: Mapping, known: frozenset, label: str) -> None:
+    unknown = ", ".join(sorted(map(repr, set(value) - known)))
+    raise ValueError(f"{label} has no member {unknown}; its members are {sorted(known)}")
+
+
+class _Compiler:
+    """Compiles the writers of one service's output shapes, each structure once."""
+
+    def __init__(self, protocol: str, careful: bool):
+        try:
+            self.naming = _NAMING[protocol]
+        except KeyError:
+            raise ValueError(f"no response renderer for the {protocol!r} protocol") from None
+        self.careful = careful
+        self.structures: dict[str, _Write] = {}
+
+    def structure(self, shape: Shape) -> _Write:
+        """The writer of a structure's content (its members, not its own tags)."""
+        known = self.structures.get(shape.name)
+        if known is not None:
+            return known
+        compiled: list[_Write] = []
+        # Registered before its members are compiled, through a forwarder, in case a shape
+        # contains itself (none of EC2's or STS's output shapes does today).
+        self.structures[shape.name] = lambda value, out, texts: compiled[0](value, out, texts)
+        members = tuple(self.member(member, name, shape.name) for name, member in shape.members.items())
+        compiled.append(_structure(members, shape.name, self.careful))
+        self.structures[shape.name] = compiled[0]
+        return compiled[0]
+
+    def member(self, shape: Shape, name: str, parent: str) -> _Member:
+        tag, label, kind = self.naming.element_name(shape, name), f"{parent}.{name}", shape.type_name
+        if kind in _STRINGS:
+            return _Member(name, _STRING, tag, label)
+        if kind in _SAFE_TEXT:
+            return _Member(name, _SAFE, tag, label, _SAFE_TEXT[kind])
+        if kind == "structure":
+            return _Member(name, _NESTED, tag, label, self.structure(shape))
+        return _Member(name, _OTHER, tag, label, self.element(shape, tag, label))
+
+    def element(self, shape: Shape, tag: str, label: str) -> _Write:
+        """The writer of one element, tags included."""
+        open_tag, close_tag = f"<{tag}>", f"</{tag}>"
+        kind = shape.type_name
+        if kind in _STRINGS:
+            return _string_element(open_tag, close_tag, label, self.careful)
+        if kind in _SAFE_TEXT:
+            return _safe_element(open_tag, close_tag, _SAFE_TEXT[kind], label)
+        if kind == "structure":
+            return _element(self.structure(shape), open_tag, close_tag)
+        if kind == "list":
+            return self.list(shape, tag, label)
+        if kind == "map":
+            return self.map(shape, tag, label)
+        raise ValueError(f"{label} has the unsupported type {kind!r}")
+
+    def list(self, shape: Shape, tag: str, label: str) -> _Write:
+        flattened = self.naming.flattens and shape.serialization.get("flattened")
+        item = tag if flattened else self.naming.item_name(shape)
+        member_kind = shape.member.type_name
+        if member_kind in _STRINGS:
+            items = _string_items(item, label, self.careful)
+        elif member_kind in _SAFE_TEXT:
+            items = _safe_items(_SAFE_TEXT[member_kind], item, label)
+        elif member_kind == "structure":
+            items = _structure_items(self.structure(shape.member), item, label)
+        else:
+            items = _compound_items(self.element(shape.member, item, label), label)
+        return items if flattened else _list_element(items, f"<{tag}>", f"</{tag}>")
+
+    def map(self, shape: Shape, tag: str, label: str) -> _Write:
+        write_key = self.element(shape.key, self.naming.element_name(shape.key, "key"), label)
+        write_value = self.element(shape.value, self.naming.element_name(shape.value, "value"), label)
+        flattened = self.naming.flattens and shape.serialization.get("flattened")
+        entry_open, entry_close = (f"<{tag}>", f"</{tag}>") if flattened else ("<entry>", "</entry>")
+
+        def entries(value: Any, out: _Out, texts: _Texts | None) -> None:
+            for key, entry in _mapping(value, label).items():
+                out.append(entry_open)
+                write_key(key, out, texts)
+                write_value(entry, out, texts)
+                out.append(entry_close)
+
+        return entries if flattened else _element(entries, f"<{tag}>", f"</{tag}>")
+
+
+def _no_output_writer(operation: OperationModel, careful: bool) -> _Write:
+    # botocore's model drops the output of 53 EC2 actions (CreateTags, RebootInstances,
+    # DeleteVolume, ...) because the SDK shows nothing, but AWS answers them with
+    # <return>true</return>, which libcloud and boto 2 read.
+    return _structure((_Member("Return", _SAFE, "return", "return", _boolean_text),), f"{operation.name}Result",
+                      careful)
+
+
+# Caches keyed by immutable names: a compiler per (service, version, pass), a writer per
+# (service, version, action, pass). Shapes shared by many actions are compiled once.
+_COMPILERS: dict[tuple[str, str, bool], _Compiler] = {}
+_WRITERS: dict[tuple[str, str, str, bool], _Write] = {}
+
+
+def _output_writer(operation: OperationModel, careful: bool) -> _Write:
+    service = operation.service_model
+    key = (service.service_name, service.api_version, operation.name, careful)
+    writer = _WRITERS.get(key)
+    if writer is None:
+        if operation.output_shape is None:
+            writer = _no_output_writer(operation, careful)
+        else:
+            compiler_key = (service.service_name, service.api_version, careful)
+            compiler = _COMPILERS.get(compiler_key)
+            if compiler is None:
+                compiler = _COMPILERS[compiler_key] = _Compiler(service.protocol, careful)
+            writer = compiler.structure(operation.output_shape)
+        _WRITERS[key] = writer
+    return writer
+
+
+# --- entry points ----------------------------------------------------------------------
+
+def render_response(operation: OperationModel, output: Mapping[str, Any], *, version: str, request_id: str) -> bytes:
+    """The XML body answering ``operation`` with ``output`` (a dict of its output shape).
+
+    ``version`` is the request's API version (see ``request_version``): EC2 answers in that
+    version's namespace; STS always in its model's. Raises ``ValueError`` when ``output``
+    does not fit the output shape.
+    """
+    head, tail = _envelope(operation, version, _clean(request_id))
+    texts: _Texts = []
+    out = [head]
+    _output_writer(operation, careful=False)(output, out, texts)
+    if _needs_escaping("".join(texts)):
+        out = [head]
+        _output_writer(operation, careful=True)(output, out, None)
+    out.append(tail)
+    return "".join(out).encode("utf-8")
+
+
+def _envelope(operation: OperationModel, version: str, request_id: str) -> tuple[str, str]:
+    """The text before and after the output's members."""
+    action = operation.name
+    service = operation.service_model
+    if service.protocol == "ec2":
+        if not is_api_version(version):
+            raise ValueError(f"render_response needs a validated API version, got {version!r}")
+        namespace = EC2_NAMESPACE.format(version=version)
+        return (f'{_XML_DECLARATION}<{action}Response xmlns="{namespace}"><requestId>{request_id}</requestId>',
+                f"</{action}Response>")
+    shape = operation.output_shape
+    wrapper = shape.serialization.get("resultWrapper") if shape is not None else None
+    head = f'{_XML_DECLARATION}<{action}Response xmlns="{service.metadata["xmlNamespace"]}">'
+    tail = f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"
+    if wrapper:
+        head, tail = f"{head}<{wrapper}>", f"</{wrapper}>{tail}"
+    return head, tail
+
+
+def render_error(code: str, message: str, request_id: str, *, protocol: str = "ec2") -> bytes:
+    """The error document for ``code``: EC2's envelope, or STS's when ``protocol`` is ``query``.
+
+    EC2 says ``RequestID`` (not ``requestId``) in errors; STS adds a ``Type`` that is
+    ``Receiver`` for server-side (5xx) failures and ``Sender`` otherwise.
+    """
+    code, message, request_id = _clean(code), _clean(message), _clean(request_id)
+    if protocol == "ec2":
+        return (f"{_XML_DECLARATION}<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
+                f"</Error></Errors><RequestID>{request_id}</RequestID></Response>").encode("utf-8")
+    if protocol == "query":
+        kind = "Receiver" if EC2Error(code, message).status >= 500 else "Sender"
+        return (f'{_XML_DECLARATION}<ErrorResponse xmlns="{STS_NAMESPACE}"><Error><Type>{kind}</Type>'
+                f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>").encode("utf-8")
+    raise ValueError(f"no error envelope for the {protocol!r} protocol")
