@@ -70,13 +70,15 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
-REQUEST_ID = "ec2bridge.request_id"
+CONFIG = web.AppKey("config", Config)
+REQUEST_ID = web.RequestKey("request_id", str)
+PROTOCOL = web.RequestKey("protocol", str)  # "ec2" or "query" (STS): how errors are rendered
 
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[request_id_middleware, error_middleware],
                           client_max_size=config.max_body_bytes)
-    app["config"] = config
+    app[CONFIG] = config
     app.cleanup_ctx.append(services_context)
     app.router.add_get("/healthz", healthz)
     for path in QUERY_PATHS:
@@ -86,7 +88,7 @@ def create_app(config: Config) -> web.Application:
 
 
 async def services_context(app: web.Application) -> AsyncIterator[None]:
-    config: Config = app["config"]
+    config = app[CONFIG]
     database = open_database(config.database_url or default_database_url(config.data_dir))
     master_key = load_master_key(config.data_dir)
     keys = SqliteKeyStore(database, SecretBox(master_key))
@@ -166,7 +168,7 @@ def _http_error(error: web.HTTPException) -> tuple[str, str, int]:
 
 
 def error_response(request: web.Request, code: str, message: str, status: int) -> web.Response:
-    protocol = request.get("ec2bridge.protocol", "ec2")
+    protocol = request.get(PROTOCOL, "ec2")
     body = render_error(code, message, request.get(REQUEST_ID, ""), protocol=protocol)
     return web.Response(body=body, status=status, content_type="text/xml", charset="UTF-8")
 
@@ -217,7 +219,7 @@ async def handle_query(request: web.Request) -> web.Response:
         raise EC2Error("MissingAction", "The request must contain the parameter Action")
     operation = services.models.operation(action)
     protocol = operation.service_model.protocol
-    request["ec2bridge.protocol"] = protocol
+    request[PROTOCOL] = protocol
     record = services.actions.get(action)
     if record is None:
         raise EC2Error("UnsupportedOperation", f"The action {action} is not supported by this endpoint yet")
