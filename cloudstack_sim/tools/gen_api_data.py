@@ -32,6 +32,12 @@ EXTRA_COMMANDS = {
     "recoverVirtualMachine": ("recovervirtualmachineresponse", "virtualmachine",
                               "org.apache.cloudstack.api.command.user.vm.RecoverVMCmd"),
 }
+# listApis carries no entity types; these are the @Parameter(entityType=...) of the extra commands.
+EXTRA_ENTITIES = {
+    "recoverVirtualMachine": {"id": "UserVmResponse"},
+    "listDomains": {"id": "DomainResponse"},
+    "listResourceLimits": {"domainid": "DomainResponse", "projectid": "ProjectResponse"},
+}
 # listApis type names -> CommandType names used by the reference.
 LISTAPIS_TYPES = {"string": "STRING", "uuid": "UUID", "integer": "INTEGER", "long": "LONG",
                   "boolean": "BOOLEAN", "list": "LIST", "map": "MAP", "date": "DATE"}
@@ -60,8 +66,9 @@ def reference_command(command: dict) -> dict:
 
 def extra_command(name: str, entry: dict) -> dict:
     wrapper, obj, java = EXTRA_COMMANDS[name]
+    entities = EXTRA_ENTITIES.get(name, {})
     params = [[p["name"], LISTAPIS_TYPES.get(p["type"], p["type"].upper()), bool(p["required"]),
-               None, None] for p in entry["params"]]
+               entities.get(p["name"]), None] for p in entry["params"]]
     return {"java": java, "async": entry["isasync"], "async_create": False,
             "list": name.startswith("list"), "wrapper": wrapper, "object": obj,
             "response_class": None, "params": sorted(params)}

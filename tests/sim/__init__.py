@@ -1,0 +1,1 @@
+"""Tests of the CloudStack simulator (cloudstack_sim)."""
