@@ -122,7 +122,10 @@ async def start_embedded_simulator(config: Config):
         host="127.0.0.1", port=0, state_file=Path(config.data_dir) / "simulator-state.json",
         demo_credentials=config.demo_credentials or DEMO_CREDENTIALS,
         job_duration=config.simulator_job_duration)
-    return await cloudstack_sim.start(sim_config)
+    simulator = await cloudstack_sim.start(sim_config)
+    log.info("running on the embedded CloudStack simulator at %s; demo access key %s",
+             simulator.url, simulator.demo_credentials[0])
+    return simulator
 
 
 def backend_endpoint(config: Config, simulator) -> tuple[str, tuple[str, str] | None]:
