@@ -247,9 +247,14 @@ class SimState:
         self.allocated_ips = {pool: set(ips) for pool, ips in data.get("allocated_ips", {}).items()}
 
     def save(self, path: Path) -> None:
-        """Write atomically so a crash mid-save never leaves half a state file."""
+        """Write atomically so a crash mid-save never leaves half a state file.
+
+        The state holds users' secret keys, as CloudStack's database does: owner-only access.
+        """
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(self.to_json(), separators=(",", ":")))
         os.replace(tmp, path)
         self.dirty = False
 
