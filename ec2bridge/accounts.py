@@ -49,8 +49,14 @@ class Account:
     is_admin: bool
 
     @property
+    def key(self) -> str:
+        """How the id map and owner ids name an account: CloudStack objects carry the
+        owning account as ``domainid`` + ``account`` (name), not as the account uuid."""
+        return f"{self.domain_id}/{self.name}"
+
+    @property
     def owner_id(self) -> str:
-        return owner_id(self.id)
+        return owner_id(self.key)
 
 
 class AccountDirectory:

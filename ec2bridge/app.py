@@ -59,6 +59,7 @@ class Services:
     cloudstack: CloudStackClient
     accounts: AccountDirectory
     database: Any = None
+    admin_creds: tuple[str, str] | None = None  # CloudStack admin keys, when configured
     simulator: Any = None  # the embedded simulator, when the bridge runs on it
     _stores: dict[Any, Any] = field(default_factory=dict)
 
@@ -104,7 +105,7 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
         app[SERVICES] = Services(config=config, models=ServiceModels(), keys=keys, ids=SqliteIdMap(database),
                                  authenticator=authenticator, page_tokens=PageTokens(token_secret),
                                  actions=mappings.ACTIONS, cloudstack=client,
-                                 accounts=AccountDirectory(client), database=database,
+                                 accounts=AccountDirectory(client), database=database, admin_creds=admin,
                                  simulator=simulator)
         yield
     finally:

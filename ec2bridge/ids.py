@@ -6,8 +6,9 @@ row is keyed by (kind, CloudStack id, owning account); CloudStack ids are uuids 
 kinds and names for key pairs, which CloudStack scopes per account. Rows are never changed
 or deleted, so every process may cache them without invalidation.
 
-Owner ids (``OwnerId``) are 12-digit numbers derived from the CloudStack account uuid, so
-they need no storage and agree across processes.
+Owner ids (``OwnerId``) are 12-digit numbers derived from the owning CloudStack account
+("<domain uuid>/<account name>", as CloudStack objects name their owner), so they need no
+storage and agree across processes.
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(9)[:17]}"
 
 
-def owner_id(account_uuid: str) -> str:
+def owner_id(account_key: str) -> str:
     """A stable 12-digit AWS-style account number for a CloudStack account."""
-    digest = int.from_bytes(hashlib.sha256(f"ec2bridge-account:{account_uuid}".encode()).digest()[:8], "big")
+    digest = int.from_bytes(hashlib.sha256(f"ec2bridge-account:{account_key}".encode()).digest()[:8], "big")
     return f"{digest % 10**12:012d}"
 
 
