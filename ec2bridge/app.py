@@ -33,7 +33,7 @@ from ec2bridge.config import DEMO_CREDENTIALS, Config
 from ec2bridge.context import RequestContext
 from ec2bridge.describe import PageTokens
 from ec2bridge.errors import EC2Error, internal_error
-from ec2bridge.protocol import ServiceModels, parse_request, render_error, render_response
+from ec2bridge.protocol import ServiceModels, parse_request, prepare, render_error, render_response
 from ec2bridge.stores import default_database_url, open_database
 from ec2bridge.stores.sqlite import SqliteIdMap, SqliteKeyStore
 from signing.errors import AuthError
@@ -102,7 +102,10 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
         authenticator = Authenticator(keys, enroller, max_skew=config.max_clock_skew,
                                       enrolled_ttl=config.enrolled_key_ttl)
         token_secret = hmac.new(master_key, b"ec2bridge page tokens", hashlib.sha256).digest()
-        app[SERVICES] = Services(config=config, models=ServiceModels(), keys=keys, ids=SqliteIdMap(database),
+        models = ServiceModels()
+        # Compile each mapped action's parser and XML writers now, not on its first request.
+        prepare(models.operation(action) for action in mappings.ACTIONS)
+        app[SERVICES] = Services(config=config, models=models, keys=keys, ids=SqliteIdMap(database),
                                  authenticator=authenticator, page_tokens=PageTokens(token_secret),
                                  actions=mappings.ACTIONS, cloudstack=client,
                                  accounts=AccountDirectory(client), database=database, admin_creds=admin,

@@ -212,12 +212,11 @@ _INDEX = re.compile(r"[1-9][0-9]*")
 
 
 def _list_index(segment: str, path: str, child: _Branch) -> int:
-    name = _first_name(f"{path}.{segment}", child)
     if not _INDEX.fullmatch(segment):  # "0", "01", "x", "": not a list element's name
-        raise _unknown(name)
+        raise _unknown(_first_name(f"{path}.{segment}", child))
     if len(segment) > 6 or int(segment) > MAX_LIST_INDEX:
-        raise EC2Error("InvalidParameterValue",
-                       f"The parameter {_abbreviate(name)} has a list index above {MAX_LIST_INDEX}")
+        name = _abbreviate(_first_name(f"{path}.{segment}", child))
+        raise EC2Error("InvalidParameterValue", f"The parameter {name} has a list index above {MAX_LIST_INDEX}")
     return int(segment)
 
 
@@ -353,24 +352,25 @@ class _Compiler:
 
 # Caches keyed by immutable names. One compiler per service version shares the shapes
 # common to many operations (Filter, TagSpecification, ...).
-_COMPILERS: dict[tuple[str, str], _Compiler] = {}
-_INPUTS: dict[tuple[str, str, str], _Structure] = {}
+_COMPILERS: dict[tuple[str, str, str], _Compiler] = {}
+_INPUTS: dict[tuple[str, str, str, str], _Structure] = {}
 
 
 def _input_node(operation: OperationModel) -> _Structure:
     service = operation.service_model
-    key = (service.service_name, service.api_version, operation.name)
-    node = _INPUTS.get(key)
+    service_key = (service.service_name, service.api_version, service.protocol)
+    node = _INPUTS.get(service_key + (operation.name,))
     if node is None:
-        compiler = _COMPILERS.get(key[:2])
+        compiler = _COMPILERS.get(service_key)
         if compiler is None:
-            compiler = _COMPILERS[key[:2]] = _Compiler(service.protocol)
+            compiler = _COMPILERS[service_key] = _Compiler(service.protocol)
         shape = operation.input_shape
-        node = _INPUTS[key] = compiler.structure(shape) if shape is not None else _Structure()
+        node = compiler.structure(shape) if shape is not None else _Structure()
+        _INPUTS[service_key + (operation.name,)] = node
     return node
 
 
-# --- entry point -----------------------------------------------------------------------
+# --- the trie --------------------------------------------------------------------------
 
 def _trie(params: Mapping[str, str]) -> _Branch:
     root: _Branch = {}
@@ -388,6 +388,13 @@ def _trie(params: Mapping[str, str]) -> _Branch:
             branch = child
         branch[_VALUE] = value
     return root
+
+
+# --- entry points ----------------------------------------------------------------------
+
+def prepare_parser(operation: OperationModel) -> None:
+    """Build the operation's lookup structure now rather than on its first request."""
+    _input_node(operation)
 
 
 def parse_request(operation: OperationModel, params: Mapping[str, str]) -> dict[str, Any]:

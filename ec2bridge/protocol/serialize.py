@@ -10,16 +10,17 @@ EC2 does (shown here with whitespace added):
     </DescribeInstancesResponse>
 
 Members come in model order under their ``locationName``; a list is one element per item
-inside the list element (EC2 never flattens); booleans are ``true``/``false``, timestamps
+inside the list element (EC2 never flattens lists); booleans are ``true``/``false``, timestamps
 ISO 8601 UTC with milliseconds, blobs base64; ``None`` members are left out.
 
 Speed matters (a DescribeInstances page can hold thousands of instances), so each output
-shape is compiled once into a tree of small closures with their tags precomputed, and
-rendering is dict lookups and string appends to one list, joined at the end. Escaping is
-the one cost that grows with every string, so it is done in bulk: the first pass sets every
-string aside as it writes it, one scan of all of them together decides, and only a document
-holding ``&``, ``<``, ``>`` or a non-printable character is written again by the careful
-writers, which escape string by string.
+shape is compiled once: a structure into a generated function of straight-line code with
+its tags as literals, lists and maps into small closures around those. Rendering is then
+dict lookups and string appends to one list, joined at the end. Escaping is the one cost
+that would grow with every string, so it is done in bulk: the first pass sets every string
+aside as it writes it, one scan of all of them together decides, and only a document that
+holds ``&``, ``<``, ``>``, a non-printable character or a value that is not a string is
+written again, by the careful writers, which check and escape value by value.
 
 Keys that are not members of the shape, and values of the wrong Python type, raise
 :class:`ValueError`: they are engine bugs and must not reach a client as a document that
@@ -44,9 +45,8 @@ _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 EC2_NAMESPACE = "http://ec2.amazonaws.com/doc/{version}/"  # trailing slash: libcloud needs it
 STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 
-_Out = list  # the document under construction, as a list of strings
-_Texts = list  # the strings written so far (first pass), or None (careful pass)
-_Write = Callable[[Any, _Out, Any], None]
+_Append = Callable[[Any], None]  # list.append of the document, or of the texts kept aside
+_Write = Callable[[Any, _Append, Any], None]
 _ToText = Callable[[Any, str], str]
 
 
@@ -168,72 +168,50 @@ def _mapping(value: Any, label: str) -> Mapping:
     raise ValueError(f"{label} expects a dict, got {type(value).__name__}: {value!r}")
 
 
-# --- protocol naming -------------------------------------------------------------------
+# --- naming ----------------------------------------------------------------------------
+# Output naming is the same in both protocols, as botocore's XML parser reads it: an element
+# is named by its locationName, else its member name; a flattened list (a model trait EC2
+# never uses) repeats its items in the parent under the list member's locationName. Only
+# the default name of a list's items differs.
 
-class _Ec2Naming:
-    """The ``ec2`` protocol: an element is named by its ``locationName``, else its member
-    name; a list's items by the list member's ``locationName`` (``item`` almost everywhere
-    in the model, and ``item`` when absent). Lists are never flattened."""
-
-    flattens = False
-
-    def element_name(self, member: Shape, member_name: str) -> str:
-        return member.serialization.get("name", member_name)
-
-    def item_name(self, shape: Shape) -> str:
-        return shape.member.serialization.get("name", "item")
+_DEFAULT_ITEM = {"ec2": "item", "query": "member"}
 
 
-class _QueryNaming(_Ec2Naming):
-    """The plain ``query`` protocol (STS at our endpoint): list items default to ``member``,
-    and a list or map the model marks ``flattened`` repeats its items directly in the
-    parent, a flattened list's items named by its member's ``locationName``."""
-
-    flattens = True
-
-    def element_name(self, member: Shape, member_name: str) -> str:
-        if member.type_name == "list" and member.serialization.get("flattened"):
-            return member.member.serialization.get("name", member_name)
-        return member.serialization.get("name", member_name)
-
-    def item_name(self, shape: Shape) -> str:
-        return shape.member.serialization.get("name", "member")
-
-
-_NAMING = {"ec2": _Ec2Naming(), "query": _QueryNaming()}
+def _element_name(member: Shape, member_name: str) -> str:
+    if member.type_name == "list" and member.serialization.get("flattened"):
+        return member.member.serialization.get("name", member_name)
+    return member.serialization.get("name", member_name)
 
 
 # --- writers ---------------------------------------------------------------------------
-# A writer is write(value, out, texts): it appends its document part to ``out``. In the
-# first pass ``texts`` collects every string written unescaped; in the careful pass it is
-# None and strings are escaped one by one.
+# A writer is write(value, append, keep): it hands its part of the document to ``append``
+# (the output list's append). In the first pass ``keep`` collects every string written
+# unescaped; in the careful pass it is None and strings are escaped one by one. Passing the
+# bound methods down saves every writer from looking them up again.
 
 def _string_element(open_tag: str, close_tag: str, label: str, careful: bool) -> _Write:
-    # The commonest element of all, so the first pass does the least possible here.
     if careful:
-        def write(value: Any, out: _Out, texts: None) -> None:
-            out.append(open_tag + _clean(_string(value, label)) + close_tag)
+        def write(value: Any, append: _Append, keep: None) -> None:
+            append(open_tag + _clean(_string(value, label)) + close_tag)
     else:
-        def write(value: Any, out: _Out, texts: _Texts) -> None:
-            if value.__class__ is not str:
-                value = _string(value, label)
-            texts.append(value)
-            out.append(open_tag + value + close_tag)
+        def write(value: Any, append: _Append, keep: _Append) -> None:
+            keep(value)  # a value that is not a str sends the document to the careful pass
+            append(f"{open_tag}{value}{close_tag}")
     return write
 
 
 def _safe_element(open_tag: str, close_tag: str, to_text: _ToText, label: str) -> _Write:
-    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
-        out.append(open_tag + to_text(value, label) + close_tag)
+    def write(value: Any, append: _Append, keep: _Append | None) -> None:
+        append(open_tag + to_text(value, label) + close_tag)
 
     return write
 
 
 def _element(write_content: _Write, open_tag: str, close_tag: str) -> _Write:
-    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
-        out.append(open_tag)
-        write_content(value, out, texts)
-        out.append(close_tag)
+    def write(value: Any, append: _Append, keep: _Append | None) -> None:
+        append(open_tag)
+        write_content(value, append, keep)
+        append(close_tag)
 
     return write
 
@@ -241,13 +219,13 @@ def _element(write_content: _Write, open_tag: str, close_tag: str) -> _Write:
 def _list_element(write_items: _Write, open_tag: str, close_tag: str) -> _Write:
     empty = open_tag[:-1] + "/>"  # <tagSet/>: AWS sends empty lists; botocore reads []
 
-    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+    def write(value: Any, append: _Append, keep: _Append | None) -> None:
         if not value and isinstance(value, (list, tuple)):
-            out.append(empty)
+            append(empty)
             return
-        out.append(open_tag)
-        write_items(value, out, texts)
-        out.append(close_tag)
+        append(open_tag)
+        write_items(value, append, keep)
+        append(close_tag)
 
     return write
 
@@ -256,14 +234,14 @@ def _string_items(item: str, label: str, careful: bool) -> _Write:
     """The items of a list of strings, all joined at once."""
     item_open, between, item_close = f"<{item}>", f"</{item}><{item}>", f"</{item}>"
 
-    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+    def write(value: Any, append: _Append, keep: _Append | None) -> None:
         items = [_string(element, label) for element in _sequence(value, label)]
         if careful:
             items = [_clean(element) for element in items]
         else:
-            texts.extend(items)
+            keep("".join(items))
         if items:
-            out.append(item_open + between.join(items) + item_close)
+            append(item_open + between.join(items) + item_close)
 
     return write
 
@@ -271,19 +249,19 @@ def _string_items(item: str, label: str, careful: bool) -> _Write:
 def _safe_items(to_text: _ToText, item: str, label: str) -> _Write:
     item_open, between, item_close = f"<{item}>", f"</{item}><{item}>", f"</{item}>"
 
-    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+    def write(value: Any, append: _Append, keep: _Append | None) -> None:
         items = _sequence(value, label)
         if items:
-            out.append(item_open + between.join([to_text(element, label) for element in items]) + item_close)
+            append(item_open + between.join([to_text(element, label) for element in items]) + item_close)
 
     return write
 
 
 def _compound_items(write_item: _Write, label: str) -> _Write:
     """The items of a list of lists or maps, each writing its own tags."""
-    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
+    def write(value: Any, append: _Append, keep: _Append | None) -> None:
         for element in _sequence(value, label):
-            write_item(element, out, texts)
+            write_item(element, append, keep)
 
     return write
 
@@ -292,11 +270,10 @@ def _structure_items(write_content: _Write, item: str, label: str) -> _Write:
     """The items of a list of structures: <item>members</item> each."""
     item_open, item_close = f"<{item}>", f"</{item}>"
 
-    def write(value: Any, out: _Out, texts: _Texts | None) -> None:
-        append = out.append
+    def write(value: Any, append: _Append, keep: _Append | None) -> None:
         for element in _sequence(value, label):
             append(item_open)
-            write_content(element, out, texts)
+            write_content(element, append, keep)
             append(item_close)
 
     return write
@@ -304,50 +281,54 @@ def _structure_items(write_content: _Write, item: str, label: str) -> _Write:
 
 # --- structures: generated code ----------------------------------------------------------
 # A structure's writer is the hot loop of every render, so it is generated once per shape
-# as straight-line Python (one block per member, tags and names as literals), the way
-# dataclasses builds __init__: no loop over members, no call per string member. Names and
-# tags come from botocore's model and enter the source only through repr().
+# as straight-line Python, the way dataclasses builds __init__: one block per member with
+# its tags as literals, no loop over members and no call per string, integer or boolean.
+# Tags are checked against _TAG before they enter the source, and names enter via repr().
 
-_STRING, _SAFE, _NESTED, _OTHER = "string", "safe", "nested", "other"
+_STRING, _INTEGER, _BOOLEAN, _TEXT, _NESTED, _OTHER = "string", "integer", "boolean", "text", "nested", "other"
+_TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 class _Member(NamedTuple):
-    name: str  # the botocore member name, the key in the engine's dict
-    kind: str  # _STRING, _SAFE (text that never needs escaping), _NESTED (a structure), _OTHER
+    name: str  # the botocore member name: the key in the engine's dict
+    kind: str  # how it is written, one of the kinds above
     tag: str
     label: str  # Shape.member, for error messages
-    helper: Any = None  # to_text for _SAFE, the content writer for _NESTED, the writer for _OTHER
+    helper: Any = None  # to_text, or the content writer (_NESTED), or the element writer (_OTHER)
 
 
 def _member_source(index: int, member: _Member, careful: bool) -> list[str]:
-    name, open_tag, close_tag, label = repr(member.name), repr(f"<{member.tag}>"), repr(f"</{member.tag}>"), repr(member.label)
-    lines = [f"    v = get({name})", "    if v is not None:"]
-    if member.kind == _STRING and careful:
-        lines.append(f"        append({open_tag} + _clean(_string(v, {label})) + {close_tag})")
-    elif member.kind == _STRING:
-        lines += [f"        if v.__class__ is not str: v = _string(v, {label})",
-                  "        texts_append(v)",
-                  f"        append({open_tag} + v + {close_tag})"]
-    elif member.kind == _SAFE:
-        lines.append(f"        append({open_tag} + helper{index}(v, {label}) + {close_tag})")
-    elif member.kind == _NESTED:
-        lines += [f"        append({open_tag})", f"        helper{index}(v, out, texts)", f"        append({close_tag})"]
+    tag, label, helper, kind = member.tag, repr(member.label), f"helper{index}", member.kind
+    if not _TAG.fullmatch(tag):
+        raise ValueError(f"{member.label} has a locationName that is not an XML name: {tag!r}")
+    if kind == _STRING and careful:
+        block = [f'append(f"<{tag}>{{_clean(_string(v, {label}))}}</{tag}>")']
+    elif kind == _STRING:
+        # Trusted here; the text is checked with all the others at the end, and anything
+        # doubtful (including a value that is not a str) sends the document to the careful pass.
+        block = ["keep(v)", f'append(f"<{tag}>{{v}}</{tag}>")']
+    elif kind == _INTEGER:
+        block = [f'append(f"<{tag}>{{v}}</{tag}>" if v.__class__ is int else f"<{tag}>{{{helper}(v, {label})}}</{tag}>")']
+    elif kind == _BOOLEAN:
+        block = [f'append("<{tag}>true</{tag}>" if v is True else "<{tag}>false</{tag}>" if v is False '
+                 f"else {helper}(v, {label}))"]
+    elif kind == _TEXT:
+        block = [f'append(f"<{tag}>{{{helper}(v, {label})}}</{tag}>")']
+    elif kind == _NESTED:
+        block = [f'append("<{tag}>")', f"{helper}(v, append, keep)", f'append("</{tag}>")']
     else:
-        lines.append(f"        helper{index}(v, out, texts)")
-    return lines
+        block = [f"{helper}(v, append, keep)"]
+    return [f"    v = get({member.name!r})", "    if v is not None:"] + [f"        {line}" for line in block]
 
 
 def _structure(members: tuple[_Member, ...], label: str, careful: bool) -> _Write:
     """The writer of a structure's content: its present members, in model order."""
-    lines = ["def write(value, out, texts):",
+    lines = ["def write(value, append, keep):",
              "    if value.__class__ is not dict:",
              "        value = _mapping(value, label)",
              "    if not known.issuperset(value):",
              "        _unknown_members(value, known, label)",
-             "    get = value.get",
-             "    append = out.append"]
-    if not careful:
-        lines.append("    texts_append = texts.append")
+             "    get = value.get"]
     for index, member in enumerate(members):
         lines += _member_source(index, member, careful)
     namespace = {"known": frozenset(member.name for member in members), "label": label, "_mapping": _mapping,
@@ -367,7 +348,7 @@ class _Compiler:
 
     def __init__(self, protocol: str, careful: bool):
         try:
-            self.naming = _NAMING[protocol]
+            self.default_item = _DEFAULT_ITEM[protocol]
         except KeyError:
             raise ValueError(f"no response renderer for the {protocol!r} protocol") from None
         self.careful = careful
@@ -381,18 +362,22 @@ class _Compiler:
         compiled: list[_Write] = []
         # Registered before its members are compiled, through a forwarder, in case a shape
         # contains itself (none of EC2's or STS's output shapes does today).
-        self.structures[shape.name] = lambda value, out, texts: compiled[0](value, out, texts)
+        self.structures[shape.name] = lambda value, append, keep: compiled[0](value, append, keep)
         members = tuple(self.member(member, name, shape.name) for name, member in shape.members.items())
         compiled.append(_structure(members, shape.name, self.careful))
         self.structures[shape.name] = compiled[0]
         return compiled[0]
 
     def member(self, shape: Shape, name: str, parent: str) -> _Member:
-        tag, label, kind = self.naming.element_name(shape, name), f"{parent}.{name}", shape.type_name
+        tag, label, kind = _element_name(shape, name), f"{parent}.{name}", shape.type_name
         if kind in _STRINGS:
             return _Member(name, _STRING, tag, label)
+        if kind in ("integer", "long"):
+            return _Member(name, _INTEGER, tag, label, _integer_text)
+        if kind == "boolean":
+            return _Member(name, _BOOLEAN, tag, label, _boolean_text)
         if kind in _SAFE_TEXT:
-            return _Member(name, _SAFE, tag, label, _SAFE_TEXT[kind])
+            return _Member(name, _TEXT, tag, label, _SAFE_TEXT[kind])
         if kind == "structure":
             return _Member(name, _NESTED, tag, label, self.structure(shape))
         return _Member(name, _OTHER, tag, label, self.element(shape, tag, label))
@@ -414,8 +399,8 @@ class _Compiler:
         raise ValueError(f"{label} has the unsupported type {kind!r}")
 
     def list(self, shape: Shape, tag: str, label: str) -> _Write:
-        flattened = self.naming.flattens and shape.serialization.get("flattened")
-        item = tag if flattened else self.naming.item_name(shape)
+        flattened = shape.serialization.get("flattened")
+        item = tag if flattened else shape.member.serialization.get("name", self.default_item)
         member_kind = shape.member.type_name
         if member_kind in _STRINGS:
             items = _string_items(item, label, self.careful)
@@ -428,17 +413,17 @@ class _Compiler:
         return items if flattened else _list_element(items, f"<{tag}>", f"</{tag}>")
 
     def map(self, shape: Shape, tag: str, label: str) -> _Write:
-        write_key = self.element(shape.key, self.naming.element_name(shape.key, "key"), label)
-        write_value = self.element(shape.value, self.naming.element_name(shape.value, "value"), label)
-        flattened = self.naming.flattens and shape.serialization.get("flattened")
+        write_key = self.element(shape.key, _element_name(shape.key, "key"), label)
+        write_value = self.element(shape.value, _element_name(shape.value, "value"), label)
+        flattened = shape.serialization.get("flattened")
         entry_open, entry_close = (f"<{tag}>", f"</{tag}>") if flattened else ("<entry>", "</entry>")
 
-        def entries(value: Any, out: _Out, texts: _Texts | None) -> None:
+        def entries(value: Any, append: _Append, keep: _Append | None) -> None:
             for key, entry in _mapping(value, label).items():
-                out.append(entry_open)
-                write_key(key, out, texts)
-                write_value(entry, out, texts)
-                out.append(entry_close)
+                append(entry_open)
+                write_key(key, append, keep)
+                write_value(entry, append, keep)
+                append(entry_close)
 
         return entries if flattened else _element(entries, f"<{tag}>", f"</{tag}>")
 
@@ -447,34 +432,39 @@ def _no_output_writer(operation: OperationModel, careful: bool) -> _Write:
     # botocore's model drops the output of 53 EC2 actions (CreateTags, RebootInstances,
     # DeleteVolume, ...) because the SDK shows nothing, but AWS answers them with
     # <return>true</return>, which libcloud and boto 2 read.
-    return _structure((_Member("Return", _SAFE, "return", "return", _boolean_text),), f"{operation.name}Result",
+    return _structure((_Member("Return", _BOOLEAN, "return", "return", _boolean_text),), f"{operation.name}Result",
                       careful)
 
 
-# Caches keyed by immutable names: a compiler per (service, version, pass), a writer per
-# (service, version, action, pass). Shapes shared by many actions are compiled once.
-_COMPILERS: dict[tuple[str, str, bool], _Compiler] = {}
-_WRITERS: dict[tuple[str, str, str, bool], _Write] = {}
+# Caches keyed by immutable names: a compiler per (service, version, protocol, pass), a
+# writer per action and pass. Shapes shared by many actions are compiled once.
+_COMPILERS: dict[tuple[str, str, str, bool], _Compiler] = {}
+_WRITERS: dict[tuple[str, str, str, bool, str], _Write] = {}
 
 
 def _output_writer(operation: OperationModel, careful: bool) -> _Write:
     service = operation.service_model
-    key = (service.service_name, service.api_version, operation.name, careful)
-    writer = _WRITERS.get(key)
+    compiler_key = (service.service_name, service.api_version, service.protocol, careful)
+    writer = _WRITERS.get(compiler_key + (operation.name,))
     if writer is None:
         if operation.output_shape is None:
             writer = _no_output_writer(operation, careful)
         else:
-            compiler_key = (service.service_name, service.api_version, careful)
             compiler = _COMPILERS.get(compiler_key)
             if compiler is None:
                 compiler = _COMPILERS[compiler_key] = _Compiler(service.protocol, careful)
             writer = compiler.structure(operation.output_shape)
-        _WRITERS[key] = writer
+        _WRITERS[compiler_key + (operation.name,)] = writer
     return writer
 
 
 # --- entry points ----------------------------------------------------------------------
+
+def prepare_writers(operation: OperationModel) -> None:
+    """Compile the operation's writers (both passes) now rather than on first use."""
+    _output_writer(operation, careful=False)
+    _output_writer(operation, careful=True)
+
 
 def render_response(operation: OperationModel, output: Mapping[str, Any], *, version: str, request_id: str) -> bytes:
     """The XML body answering ``operation`` with ``output`` (a dict of its output shape).
@@ -484,14 +474,22 @@ def render_response(operation: OperationModel, output: Mapping[str, Any], *, ver
     does not fit the output shape.
     """
     head, tail = _envelope(operation, version, _clean(request_id))
-    texts: _Texts = []
+    texts: list = []
     out = [head]
-    _output_writer(operation, careful=False)(output, out, texts)
-    if _needs_escaping("".join(texts)):
+    _output_writer(operation, careful=False)(output, out.append, texts.append)
+    if not _plain_texts(texts):
         out = [head]
-        _output_writer(operation, careful=True)(output, out, None)
+        _output_writer(operation, careful=True)(output, out.append, None)
     out.append(tail)
     return "".join(out).encode("utf-8")
+
+
+def _plain_texts(texts: list) -> bool:
+    """True when no string written by the first pass needs escaping, nor is anything but a str."""
+    try:
+        return not _needs_escaping("".join(texts))
+    except TypeError:  # a value that is not a str: the careful pass names it in its ValueError
+        return False
 
 
 def _envelope(operation: OperationModel, version: str, request_id: str) -> tuple[str, str]:
