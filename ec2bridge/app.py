@@ -104,10 +104,10 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
         token_secret = hmac.new(master_key, b"ec2bridge page tokens", hashlib.sha256).digest()
         models = ServiceModels()
         # Compile each mapped action's parser and XML writers now, not on its first request.
-        prepare(models.operation(action) for action in mappings.ACTIONS)
+        prepare(models.operation(action) for action in mappings.actions())
         app[SERVICES] = Services(config=config, models=models, keys=keys, ids=SqliteIdMap(database),
                                  authenticator=authenticator, page_tokens=PageTokens(token_secret),
-                                 actions=mappings.ACTIONS, cloudstack=client,
+                                 actions=mappings.actions(), cloudstack=client,
                                  accounts=AccountDirectory(client), database=database, admin_creds=admin,
                                  simulator=simulator)
         yield

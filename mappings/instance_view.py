@@ -1,0 +1,304 @@
+"""CloudStack virtual machines seen as EC2 instances: one listing, one conversion.
+
+``list_instances(ctx, vm_ids=None)`` is the one way every instance action reads instances:
+one ``listVirtualMachines`` (paged by the client), and, concurrently, one ``listVolumes`` and
+one ``listNetworks`` for the whole call; EC2 ids are minted in bulk and the bridge's own
+per-instance state is read in bulk from :class:`InstanceStore`. No call is made per instance,
+so describing 10,000 instances costs a few dozen requests, not thousands.
+
+Decisions, with the AWS and CloudStack behaviour behind them:
+
+- **State**: Starting -> pending, Running -> running, Stopping -> stopping, Stopped -> stopped,
+  Destroyed/Expunging -> terminated, Error (a failed deploy) -> terminated with a StateReason.
+  While a terminate the bridge submitted is still running the instance is ``shutting-down``,
+  as AWS shows it.
+- **Terminated instances** stay visible for an hour as on AWS: CloudStack forgets an expunged
+  VM (and hides destroyed ones from users unless ``allow.user.view.destroyed.vm``), so the
+  store keeps the instance as last described (a tombstone); after the hour it is hidden.
+- **Device names**: the root volume is ``/dev/sda1`` (the name AWS uses for most Linux and
+  Windows AMIs); a data volume with CloudStack ``deviceid`` N is ``/dev/sd`` + the N-th letter
+  after ``a`` (1 -> ``/dev/sdb``), as CloudStack's own awsapi mapped them. CloudStack keeps
+  device 3 for the CD-ROM, so ``/dev/sdd`` is never used.
+- **Names**: PrivateDnsName is the VM's host name in its network's DNS domain (CloudStack's
+  virtual router resolves ``<name>.<networkdomain>``); PublicDnsName is empty because CloudStack
+  publishes no public DNS names; PublicIpAddress is the static NAT address, if any.
+- **Hypervisor** is ``xen`` (AWS's enum has no other value for a full virtual machine),
+  VirtualizationType ``hvm``, RootDeviceType ``ebs`` (CloudStack root disks are volumes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+from ec2bridge.ids import owner_id
+from ec2bridge.stores.instances import InstanceRow, InstanceStore
+from mappings.common import cs_time
+from mappings.tags import cloudstack_tags, ec2_tag_list
+from mappings.sources import owner_key
+
+ROOT_DEVICE = "/dev/sda1"
+TERMINATED_VISIBLE_SECONDS = 3600.0  # AWS: "terminated instances remain visible for about an hour"
+
+STATES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
+_CS_STATES = {"Starting": "pending", "Running": "running", "Stopping": "stopping", "Stopped": "stopped",
+              "Destroyed": "terminated", "Expunging": "terminated", "Error": "terminated",
+              "Migrating": "running", "Shutdown": "stopped"}
+GONE = ("Destroyed", "Expunging")
+LAUNCH_FAILED = ("Server.InternalError", "Server.InternalError: Internal error on launch")
+USER_SHUTDOWN = ("Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown")
+_BOOT_MODES = {"legacy": "legacy-bios", "secure": "uefi", "uefi": "uefi"}
+_ARCHITECTURES = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "i386": "i386"}
+
+
+def state(name: str) -> dict:
+    return {"Code": STATES[name], "Name": name}
+
+
+def device_name(device_id: int) -> str:
+    return ROOT_DEVICE if device_id == 0 else f"/dev/sd{chr(ord('a') + device_id)}"
+
+
+def device_id(name: str) -> int | None:
+    """CloudStack's deviceid for an EC2 device name (``/dev/sdf``, ``/dev/xvdf``, ``sdf``)."""
+    if name in (ROOT_DEVICE, "/dev/xvda", "/dev/sda"):
+        return 0
+    base = name.removeprefix("/dev/")
+    for prefix in ("sd", "xvd"):
+        letter = base.removeprefix(prefix)
+        if base.startswith(prefix) and len(letter) == 1 and "b" <= letter <= "z":
+            return ord(letter) - ord("a")
+    return None
+
+
+def user_initiated(when: float | None = None) -> str:
+    """AWS's StateTransitionReason wording: ``User initiated (2026-11-22 01:02:03 GMT)``."""
+    return time.strftime("User initiated (%Y-%m-%d %H:%M:%S GMT)", time.gmtime(when))
+
+
+def instance_type_names(config) -> dict[str, str]:
+    """Offering name or uuid -> the EC2 instance type reported for it (its first alias, else
+    its own name): the operator's ``[instance_types]`` names offerings either way."""
+    names: dict[str, str] = {}
+    for alias, offering in config.instance_type_aliases.items():
+        names.setdefault(offering, alias)
+    return names
+
+
+@dataclass
+class View:
+    """Everything the conversion of one batch of VMs needs, gathered in bulk."""
+
+    ids: dict[str, dict[tuple[str, str], str]]
+    rows: dict[str, InstanceRow]
+    volumes: dict[str, list[dict]]
+    domains: dict[str, str]
+    flags: dict[str, bool]
+    type_names: dict[str, str]
+    template_owner: dict[str, str] = field(default_factory=dict)
+    now: float = field(default_factory=time.time)
+
+    def ec2(self, kind: str, backend_id: str | None, owner: str) -> str | None:
+        return self.ids.get(kind, {}).get((backend_id, owner)) if backend_id else None
+
+
+async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: bool = True) -> list[dict]:
+    """EC2 Instance dicts (plus ``ReservationId``/``OwnerId``/``VmId``) of the caller's VMs."""
+    params: dict[str, Any] = {}
+    if vm_ids is not None:
+        if not vm_ids:
+            return []
+        params = {"id": vm_ids[0]} if len(vm_ids) == 1 else {"ids": vm_ids}
+    volume_params = {"virtualmachineid": vm_ids[0]} if vm_ids and len(vm_ids) == 1 else {}
+    vms, volumes, networks, templates = await asyncio.gather(
+        ctx.cs_list("listVirtualMachines", **params),
+        ctx.cs_list("listVolumes", **volume_params) if with_volumes else _nothing(),
+        ctx.cs_list("listNetworks"),
+        ctx.cs_list("listTemplates", templatefilter="executable"))
+    view = await build_view(ctx, vms, volumes, networks, templates)
+    items = [to_instance(vm, view) for vm in vms]
+    return [item for item in items if item is not None]
+
+
+async def _nothing() -> list:
+    return []
+
+
+async def build_view(ctx, vms: list[dict], volumes: list[dict], networks: list[dict], templates: list[dict]) -> View:
+    store: InstanceStore = ctx.services.store(InstanceStore)
+    idmap = ctx.services.ids
+    rows = await store.by_vm_ids([vm["id"] for vm in vms])
+    by_vm: dict[str, list[dict]] = {}
+    for volume in volumes:
+        if volume.get("virtualmachineid"):
+            by_vm.setdefault(volume["virtualmachineid"], []).append(volume)
+    # An image's id belongs to the template's owner (public templates look the same to every
+    # account), so it is minted under the template's owner, as DescribeImages mints it.
+    template_owner = {t["id"]: owner_key(t) for t in templates}
+    wanted = {
+        "ami": {(vm["templateid"], template_owner.get(vm["templateid"], "")) for vm in vms if vm.get("templateid")},
+        "i": {(vm["id"], owner_key(vm)) for vm in vms},
+        "r": {(vm["id"], owner_key(vm)) for vm in vms if vm["id"] not in rows},
+        "sg": {(g["id"], owner_key(vm)) for vm in vms for g in vm.get("securitygroup") or ()},
+        "vol": {(v["id"], owner_key(v)) for v in volumes if v.get("virtualmachineid")},
+        "vpc": {(n["vpcid"], owner_key(vm)) for vm in vms for n in vm.get("nic") or () if n.get("vpcid")},
+        "subnet": {(n["networkid"], owner_key(vm)) for vm in vms for n in vm.get("nic") or () if n.get("vpcid")},
+    }
+    ids = {kind: (await idmap.ec2_ids(kind, list(pairs)) if pairs else {}) for kind, pairs in wanted.items()}
+    data_volumes = [v["id"] for v in volumes if v.get("type") != "ROOT" and v.get("virtualmachineid")]
+    return View(ids=ids, rows=rows, template_owner=template_owner, volumes=by_vm, flags=await store.delete_on_termination(data_volumes),
+                domains={n["id"]: n.get("networkdomain") or "" for n in networks},
+                type_names=instance_type_names(ctx.config))
+
+
+def to_instance(vm: dict, view: View) -> dict | None:
+    """One VM as an EC2 Instance; None for one terminated more than an hour ago."""
+    owner = owner_key(vm)
+    row = view.rows.get(vm["id"])
+    name, reason = _state(vm, row)
+    if name == "terminated" and _expired(vm, row, view.now):
+        return None
+    nic = _default_nic(vm)
+    groups = [{"GroupId": view.ec2("sg", g["id"], owner), "GroupName": g.get("name", "")}
+              for g in vm.get("securitygroup") or ()]
+    windows = "windows" in f"{vm.get('osdisplayname', '')} {vm.get('templatename', '')}".lower()
+    item: dict[str, Any] = {
+        "InstanceId": view.ec2("i", vm["id"], owner),
+        "ImageId": view.ec2("ami", vm.get("templateid"), view.template_owner.get(vm.get("templateid"), "")),
+        "State": state(name),
+        "PrivateDnsName": _private_dns(vm, nic, view),
+        "PublicDnsName": "",
+        "StateTransitionReason": row.transition_reason if row else "",
+        "KeyName": _key_name(vm),
+        "AmiLaunchIndex": row.launch_index if row else 0,
+        "ProductCodes": [],
+        "InstanceType": (view.type_names.get(vm.get("serviceofferingid", ""))
+                         or view.type_names.get(vm.get("serviceofferingname", ""), vm.get("serviceofferingname"))),
+        "LaunchTime": cs_time(vm.get("created")),
+        "Placement": {"AvailabilityZone": vm.get("zonename", ""), "GroupName": "", "Tenancy": "default"},
+        "Monitoring": {"State": "disabled"},
+        "PrivateIpAddress": nic.get("ipaddress") if nic else None,
+        "PublicIpAddress": vm.get("publicip"),
+        "Architecture": _ARCHITECTURES.get(vm.get("arch") or "x86_64", "x86_64"),
+        "RootDeviceType": "ebs",
+        "RootDeviceName": ROOT_DEVICE,
+        "BlockDeviceMappings": _block_devices(vm, row, view) if name != "terminated" else [],
+        "VirtualizationType": "hvm",
+        "ClientToken": row.client_token if row else "",
+        "Tags": ec2_tag_list(cloudstack_tags(vm)),
+        "SecurityGroups": groups,
+        "SourceDestCheck": True,
+        "Hypervisor": "xen",
+        "EbsOptimized": False,
+        "EnaSupport": False,
+        "CpuOptions": {"CoreCount": int(vm.get("cpunumber") or 1), "ThreadsPerCore": 1},
+        "MetadataOptions": {"State": "applied", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1,
+                            "HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled",
+                            "InstanceMetadataTags": "disabled"},
+        "BootMode": _BOOT_MODES.get((vm.get("bootmode") or "legacy").lower(), "legacy-bios"),
+        "PlatformDetails": "Windows" if windows else "Linux/UNIX",
+        "UsageOperation": "RunInstances:0002" if windows else "RunInstances",
+        "ReservationId": row.reservation_id if row else view.ec2("r", vm["id"], owner),
+        "OwnerId": owner_id(owner),
+        "VmId": vm["id"],
+    }
+    if reason:
+        item["StateReason"] = {"Code": reason[0], "Message": reason[1]}
+    if windows:
+        item["Platform"] = "windows"
+    if nic and nic.get("vpcid"):
+        item["VpcId"] = view.ec2("vpc", nic["vpcid"], owner)
+        item["SubnetId"] = view.ec2("subnet", nic["networkid"], owner)
+    if name == "terminated":
+        item.pop("PublicIpAddress")
+    return {key: value for key, value in item.items() if value is not None}
+
+
+def _state(vm: dict, row: InstanceRow | None) -> tuple[str, tuple[str, str] | None]:
+    cs_state = vm.get("state", "")
+    name = _CS_STATES.get(cs_state, "pending")
+    recorded = (row.state_reason_code, row.state_reason_message) if row and row.state_reason_code else None
+    if row and row.terminating and cs_state not in GONE and cs_state != "Error":
+        return "shutting-down", recorded or USER_SHUTDOWN
+    if cs_state == "Error":
+        return "terminated", recorded or LAUNCH_FAILED
+    if name in ("stopped", "stopping", "terminated"):
+        return name, recorded
+    return name, None
+
+
+def _expired(vm: dict, row: InstanceRow | None, now: float) -> bool:
+    if row and row.terminated_at:
+        ended = row.terminated_at
+    else:
+        stamp = cs_time(vm.get("lastupdated")) or cs_time(vm.get("created"))
+        ended = stamp.timestamp() if stamp else now
+    return now - ended > TERMINATED_VISIBLE_SECONDS
+
+
+def _key_name(vm: dict) -> str | None:
+    # CloudStack 4.17+ lists every key pair of a VM in ``keypairs``; EC2 has one KeyName.
+    names = (vm.get("keypairs") or vm.get("keypair") or "").split(",")
+    return names[0].strip() or None
+
+
+def _default_nic(vm: dict) -> dict | None:
+    nics = vm.get("nic") or []
+    return next((nic for nic in nics if nic.get("isdefault")), nics[0] if nics else None)
+
+
+def _private_dns(vm: dict, nic: dict | None, view: View) -> str:
+    domain = view.domains.get(nic.get("networkid", "")) if nic else ""
+    return f"{vm.get('name', '')}.{domain}" if domain else ""
+
+
+def _block_devices(vm: dict, row: InstanceRow | None, view: View) -> list[dict]:
+    devices = []
+    for volume in sorted(view.volumes.get(vm["id"], ()), key=lambda v: int(v.get("deviceid") or 0)):
+        root = volume.get("type") == "ROOT"
+        delete = (row.root_delete_on_termination if row else True) if root else view.flags.get(volume["id"], False)
+        ebs = {"AttachTime": cs_time(volume.get("attached") or volume.get("created")),
+               "DeleteOnTermination": delete, "Status": "attached",
+               "VolumeId": view.ec2("vol", volume["id"], owner_key(volume))}
+        name = ROOT_DEVICE if root else device_name(int(volume.get("deviceid") or 1))
+        devices.append({"DeviceName": name, "Ebs": {k: v for k, v in ebs.items() if v is not None}})
+    return devices
+
+
+# -- tombstones: instances CloudStack no longer lists ------------------------------------------
+def tombstone(item: dict) -> dict:
+    """How a terminated instance keeps looking (AWS drops its volumes and public address)."""
+    gone = {**item, "State": state("terminated"), "BlockDeviceMappings": []}
+    gone.pop("PublicIpAddress", None)
+    gone.pop("SortKey", None)
+    return gone
+
+
+async def recent_tombstones(ctx, owner: str, listed: Iterable[str]) -> list[dict]:
+    """Instances terminated in the last hour that CloudStack no longer lists."""
+    store: InstanceStore = ctx.services.store(InstanceStore)
+    seen = set(listed)
+    rows = await store.terminated_since(owner, time.time() - TERMINATED_VISIBLE_SECONDS)
+    return [_from_tombstone(row) for row in rows if row.tombstone and row.vm_id not in seen]
+
+
+def _from_tombstone(row: InstanceRow) -> dict:
+    item = json.loads(row.tombstone or "{}")
+    item["LaunchTime"] = datetime.fromisoformat(item["LaunchTime"]) if item.get("LaunchTime") else None
+    item["State"] = state("terminated")
+    item["StateTransitionReason"] = row.transition_reason
+    if row.state_reason_code:
+        item["StateReason"] = {"Code": row.state_reason_code, "Message": row.state_reason_message or ""}
+    return {key: value for key, value in item.items() if value is not None}
+
+
+PRIVATE_KEYS = ("ReservationId", "OwnerId", "VmId", "SortKey")
+
+
+def public(item: dict) -> dict:
+    """The item without the bridge's bookkeeping keys, ready to render."""
+    return {key: value for key, value in item.items() if key not in PRIVATE_KEYS}
