@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_REFERENCE = Path("/work/shared/reference/cloudstack")
+DEFAULT_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "cloudstack"
 OUTPUT = Path(__file__).resolve().parent.parent / "data" / "api.json"
 
 # Commands outside the reference's 65: (wrapper, object key, Java class) as CloudStack names them.

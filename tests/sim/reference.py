@@ -7,7 +7,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-REFERENCE = Path("/work/shared/reference/cloudstack")
+# shared/ sits beside the project checkout, for developers and CI alike.
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "cloudstack"
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$")
 
 
