@@ -45,10 +45,10 @@ def _select(items: list[dict], selector: Selector, wanted: list[str] | None) -> 
 
 async def describe(record: Describe, ctx: Any, request: dict) -> dict:
     max_results = check_max_results(request.get("MaxResults"), record.paging, record.name)
-    selected_by_key = any(request.get(s.param) for s in record.selectors)
-    if max_results is not None and selected_by_key:
+    selected_by = [s.param for s in record.selectors if request.get(s.param)]
+    if max_results is not None and selected_by:
         raise EC2Error("InvalidParameterCombination",
-                       f"The parameter {record.selectors[0].param} cannot be used with the parameter MaxResults")
+                       f"The parameter {selected_by[0]} cannot be used with the parameter MaxResults")
     tokens = ctx.services.page_tokens
     after = tokens.read(record.name, request["NextToken"]) if request.get("NextToken") else None
     predicates = compile_filters(request.get("Filters"), record.filters, record.taggable)

@@ -26,7 +26,12 @@ from ec2bridge.errors import EC2Error
 class Kind:
     prefix: str
     noun: str         # as AWS words the NotFound message
-    error_name: str   # Invalid<error_name>.NotFound / .Malformed
+    error_name: str   # Invalid<error_name>.NotFound
+    malformed_name: str = ""  # Invalid<malformed_name>.Malformed, when AWS names it differently
+
+    @property
+    def malformed_code(self) -> str:
+        return f"Invalid{self.malformed_name or self.error_name}.Malformed"
 
 
 KINDS = {k.prefix: k for k in (
@@ -34,7 +39,7 @@ KINDS = {k.prefix: k for k in (
     Kind("ami", "image id", "AMIID"),
     Kind("vol", "volume", "Volume"),
     Kind("snap", "snapshot", "Snapshot"),
-    Kind("sg", "security group", "GroupId"),
+    Kind("sg", "security group", "Group", "GroupId"),  # AWS: InvalidGroup.NotFound, InvalidGroupId.Malformed
     Kind("sgr", "security group rule", "SecurityGroupRuleId"),
     Kind("key", "key pair", "KeyPair"),
     Kind("eipalloc", "allocation ID", "AllocationID"),
@@ -66,7 +71,7 @@ def not_found(prefix: str, ids: list[str] | str) -> EC2Error:
 
 def malformed(prefix: str, ec2_id: str) -> EC2Error:
     kind = KINDS[prefix]
-    return EC2Error(f"Invalid{kind.error_name}.Malformed", f'Invalid id: "{ec2_id}" (expecting "{prefix}-...")')
+    return EC2Error(kind.malformed_code, f'Invalid id: "{ec2_id}" (expecting "{prefix}-...")')
 
 
 def check_format(prefix: str, ec2_id: str) -> None:

@@ -8,9 +8,41 @@ from typing import Any, Mapping
 from ec2bridge.errors import dry_run_ok
 
 
+RESERVED_PREFIX = "aws:"
+# Keys the bridge itself keeps on CloudStack objects (security group rule descriptions...):
+# reserved for AWS, so no client can write them, and never shown as tags.
+BRIDGE_TAG_PREFIX = "aws:ec2bridge:"
+# What an empty EC2 tag value is stored as in CloudStack, which refuses empty values.
+EMPTY_VALUE = "ec2bridge:empty"
+
+
+def ec2_tag_value(value: str | None) -> str:
+    return "" if value is None or value == EMPTY_VALUE else value
+
+
+def cloudstack_tag_value(value: str) -> str:
+    return value or EMPTY_VALUE
+
+
+def ec2_tag_list(tags: Mapping[str, str]) -> list[dict]:
+    """{key: value} (CloudStack or stored values) as an EC2 ``Tags`` list."""
+    return [{"Key": key, "Value": ec2_tag_value(value)} for key, value in tags.items()]
+
+
+def is_user_key(key: str) -> bool:
+    """Keys clients manage: ``aws:`` keys are AWS's (here: the bridge's), outside the 50-tag
+    limit, never deleted by DeleteTags without ``Tags``."""
+    return not key.lower().startswith(RESERVED_PREFIX)
+
+
+def cloudstack_tags(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The user ``tags`` of a CloudStack object as {key: value as CloudStack holds it}."""
+    return {tag["key"]: tag.get("value", "") for tag in obj.get("tags") or () if is_user_key(tag["key"])}
+
+
 def ec2_tags(obj: Mapping[str, Any]) -> list[dict]:
-    """CloudStack ``tags`` as EC2 ``Tags``; AWS returns an empty tagSet rather than none."""
-    return [{"Key": t["key"], "Value": t.get("value", "")} for t in obj.get("tags") or ()]
+    """A CloudStack object's user tags as EC2 ``Tags``; AWS returns an empty tagSet rather than none."""
+    return ec2_tag_list(cloudstack_tags(obj))
 
 
 def cs_time(text: str | None) -> datetime | None:

@@ -650,8 +650,7 @@ def check_group_text(member: str, value: str) -> None:
 async def check_vpc(ctx: Any, vpc_id: str) -> None:
     """CloudStack has no security groups in VPCs (its VPC tiers use network ACLs)."""
     record = await ctx.services.ids.backend_id("vpc", vpc_id)
-    account = await ctx.account()
-    if record.account != f"{account.domain_id}/{account.name}":
+    if record.account != (await ctx.account()).key:
         raise not_found("vpc", vpc_id)
     raise EC2Error("UnsupportedOperation", "Security groups in a VPC are not supported: CloudStack filters VPC "
                                            "traffic with network ACLs. Create the group without VpcId.")

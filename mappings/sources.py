@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ec2bridge.describe import values_at
+from mappings.common import cloudstack_tag_value
 
 
 def owner_key(obj: Mapping[str, Any]) -> str:
@@ -104,5 +105,5 @@ def _pushed_tag(filters: list[dict]) -> dict[str, str]:
     for flt in filters:
         name, values = flt.get("Name", ""), flt.get("Values") or []
         if name.startswith("tag:") and len(values) == 1 and not any(c in values[0] for c in "*?\\"):
-            return {"tags[0].key": name[4:], "tags[0].value": values[0]}
+            return {"tags[0].key": name[4:], "tags[0].value": cloudstack_tag_value(values[0])}
     return {}

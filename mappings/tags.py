@@ -51,7 +51,8 @@ from ec2bridge.describe import Paging, apply_filters, check_max_results, compile
 from ec2bridge.errors import EC2Error, dry_run_ok, missing_parameter
 from ec2bridge.ids import IdRecord, check_format, not_found
 from ec2bridge.stores.tags import TagStore, TooManyTags
-from mappings.common import dry_run_checkpoint
+from mappings.common import (BRIDGE_TAG_PREFIX, EMPTY_VALUE, RESERVED_PREFIX, cloudstack_tag_value,  # noqa: F401
+                             cloudstack_tags, dry_run_checkpoint, ec2_tag_list, ec2_tag_value, is_user_key)
 from mappings.records import Action
 from mappings.sources import owner_key
 
@@ -60,12 +61,6 @@ log = logging.getLogger(__name__)
 MAX_TAGS = 50
 MAX_KEY_LENGTH = 128
 MAX_VALUE_LENGTH = 256
-RESERVED_PREFIX = "aws:"
-# Keys the bridge itself keeps on CloudStack objects (security group rule descriptions...):
-# reserved for AWS, so no client can write them, and never shown as tags.
-BRIDGE_TAG_PREFIX = "aws:ec2bridge:"
-# What an empty EC2 tag value is stored as in CloudStack, which refuses empty values.
-EMPTY_VALUE = "ec2bridge:empty"
 
 DESCRIBE_PAGING = Paging(5, 1000)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -106,30 +101,6 @@ STORED_KINDS = tuple(kind for kind in TAGGABLE if kind.cloudstack_type is None)
 
 
 # --- small conversions -------------------------------------------------------------------
-
-def ec2_tag_value(value: str | None) -> str:
-    return "" if value is None or value == EMPTY_VALUE else value
-
-
-def cloudstack_tag_value(value: str) -> str:
-    return value or EMPTY_VALUE
-
-
-def ec2_tag_list(tags: Mapping[str, str]) -> list[dict]:
-    """{key: value} (CloudStack or stored values) as an EC2 ``Tags`` list."""
-    return [{"Key": key, "Value": ec2_tag_value(value)} for key, value in tags.items()]
-
-
-def is_user_key(key: str) -> bool:
-    """Keys clients manage: ``aws:`` keys are AWS's (here: the bridge's), outside the 50-tag
-    limit, never deleted by DeleteTags without ``Tags``."""
-    return not key.lower().startswith(RESERVED_PREFIX)
-
-
-def cloudstack_tags(obj: Mapping[str, Any]) -> dict[str, str]:
-    """The user ``tags`` of a CloudStack object as {key: value as CloudStack holds it}."""
-    return {tag["key"]: tag.get("value", "") for tag in obj.get("tags") or () if is_user_key(tag["key"])}
-
 
 def account_key(account: Any) -> str:
     """The caller's account as the id map and :func:`mappings.sources.owner_key` name owners."""

@@ -197,7 +197,7 @@ def test_longest_key_and_value(owner, resource):
     ("r-0123456789abcdef0", "InvalidID"),
     ("i-0123456789abcdef0", "InvalidInstanceID.NotFound"),
     ("ami-0123456789abcdef0", "InvalidAMIID.NotFound"),
-    ("sg-0123456789abcdef0", "InvalidGroupId.NotFound"),
+    ("sg-0123456789abcdef0", "InvalidGroup.NotFound"),
     ("vol-0123456789abcdef0", "InvalidVolume.NotFound"),
     ("key-0123456789abcdef0", "InvalidKeyPair.NotFound"),
 ])
@@ -259,7 +259,7 @@ def test_create_dry_run(owner):
     assert tags_of(owner.ec2, group) == {}
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         owner.ec2.create_tags(Resources=["sg-0123456789abcdef0"], Tags=[{"Key": "a", "Value": "b"}], DryRun=True)
-    assert code_of(caught) == "InvalidGroupId.NotFound"
+    assert code_of(caught) == "InvalidGroup.NotFound"
 
 
 # --- DeleteTags ----------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def test_tags_of_a_key_pair_deleted_in_cloudstack_are_not_described(owner):
 def test_strangers_cannot_tag_or_see(owner, stranger):
     group, key = owner.security_group(), owner.key_pair()
     owner.ec2.create_tags(Resources=[group, key], Tags=[{"Key": "secret", "Value": "owner"}])
-    for resource_id, code in ((group, "InvalidGroupId.NotFound"), (key, "InvalidKeyPair.NotFound")):
+    for resource_id, code in ((group, "InvalidGroup.NotFound"), (key, "InvalidKeyPair.NotFound")):
         for call in (stranger.ec2.create_tags, stranger.ec2.delete_tags):
             with pytest.raises(botocore.exceptions.ClientError) as caught:
                 call(Resources=[resource_id], Tags=[{"Key": "secret", "Value": "owner"}])
