@@ -490,6 +490,22 @@ def test_response_fits_the_output_shape(world, action):
         assert parsed.get(call.nonempty), f"{action} returned no {call.nonempty}; the request should produce some"
 
 
+def _takes_dry_run(action: str) -> bool:
+    return "DryRun" in (models().operation(action).input_shape.members if models().operation(action).input_shape else {})
+
+
+@pytest.mark.parametrize("action", sorted(a for a in mappings.ACTIONS if _takes_dry_run(a)))
+def test_dry_run_answers_dry_run_operation_when_the_call_would_succeed(world, action):
+    """AWS: DryRunOperation (HTTP 412) exactly when the request would have succeeded."""
+    from botocore.exceptions import ClientError
+
+    params = REQUESTS[action].params(world)
+    with pytest.raises(ClientError) as caught:
+        world.call(action, {**params, "DryRun": True})
+    error = caught.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("DryRunOperation", 412)
+
+
 def test_requests_name_only_mapped_actions():
     assert sorted(set(REQUESTS) - set(mappings.ACTIONS)) == []
 
