@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import aiohttp
+import orjson
 
 from signing import cloudstack as cs_signing
 
@@ -114,8 +114,8 @@ class CloudStackClient:
         async with self._session.post(self.url, data=signed, timeout=self._timeout) as response:
             raw = await response.read()
         try:
-            body = json.loads(raw)
-        except ValueError:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             raise BackendUnavailable(f"{command}: CloudStack answered HTTP {response.status} without JSON") from None
         if response.status != 200:
             raise _error_from(command, body)

@@ -50,7 +50,9 @@ def cs_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").astimezone(timezone.utc)
+        # fromisoformat reads CloudStack's "+0000" zone (Python 3.11) and is ~50x faster than
+        # strptime, which matters when a describe converts thousands of objects.
+        return datetime.fromisoformat(text).astimezone(timezone.utc)
     except ValueError:
         return None
 
