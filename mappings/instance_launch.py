@@ -34,7 +34,8 @@ from ec2bridge.ids import not_found, owner_id
 from ec2bridge.stores.instances import InstanceRow, InstanceStore, TokenInUse
 from mappings import instance_view
 from mappings.common import dry_run_checkpoint
-from mappings.instance_tags import launch_tags, tag_resources
+from mappings.instance_tags import launch_tags
+from mappings.tags import create_cloudstack_tags
 from mappings.instance_tasks import destroy, record_task, run_task
 from mappings.instance_types import resolve_offering
 from mappings.security_groups import group_not_found
@@ -346,7 +347,7 @@ async def launch(ctx, plan: Plan, owner: str, reservation_id: str, token: str) -
         "volumes": plan.volumes, "volume_tags": plan.tags["volume"], "zone_id": plan.zone["id"],
         "disk_offering_id": plan.disk_offering_id})
     try:
-        await tag_resources(ctx, "UserVm", [vm["id"] for vm in vm_jobs], plan.tags["instance"])
+        await create_cloudstack_tags(ctx, "UserVm", [vm["id"] for vm in vm_jobs], plan.tags["instance"])
     except (CloudStackError, BackendUnavailable):
         # Launch tags are part of the launch on AWS: without them, nothing is launched.
         await ctx.services.store(InstanceStore).finish_task(task)

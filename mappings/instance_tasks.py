@@ -33,7 +33,7 @@ from typing import Any
 from ec2bridge.cloudstack import BackendUnavailable, CloudStackError, JobTimeout
 from ec2bridge.stores.instances import InstanceStore, Task
 from mappings import instance_view
-from mappings.instance_tags import tag_resources
+from mappings.tags import create_cloudstack_tags
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0  # a worker renews its lease at a third of this; a dead one's task is free after it
@@ -134,7 +134,7 @@ class Worker:
                 await self.save()
         if payload.get("volume_tags") and not entry.get("tagged"):
             volumes = await self.ctx.cs_list("listVolumes", virtualmachineid=entry["vm_id"])
-            await tag_resources(self.ctx, "Volume", [v["id"] for v in volumes], payload["volume_tags"])
+            await create_cloudstack_tags(self.ctx, "Volume", [v["id"] for v in volumes], payload["volume_tags"])
             entry["tagged"] = True
 
     async def _create_volume(self, entry: dict, spec: dict) -> dict:

@@ -50,7 +50,7 @@ from ec2bridge.stores.tags import KeyPairDetails, KeyPairStore, TagStore
 from mappings.common import dry_run_checkpoint
 from mappings.records import Action, Describe, Selector
 from mappings.sources import owner_key
-from mappings.tags import (BY_PREFIX, account_key, apply_tag_specifications, backend_id_of, ec2_tag_list,
+from mappings.tags import (BY_PREFIX, apply_tag_specifications, backend_id_of, ec2_tag_list,
                            find_object, requested_tags)
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ async def _by_id(ctx: Any, key_pair_id: str) -> dict:
     """The caller's CloudStack key pair behind an EC2 id. AWS knows no malformed key pair
     id error: anything that is not one of the caller's key pairs is NotFound."""
     record = await ctx.services.ids.lookup(key_pair_id)
-    if record is None or record.kind != "key" or record.account != account_key(await ctx.account()):
+    if record is None or record.kind != "key" or record.account != (await ctx.account()).key:
         raise not_found("key", key_pair_id)
     keypair = await find_object(ctx, KEY_KIND, record.backend_id)
     if keypair is None or owner_key(keypair) != record.account:

@@ -65,7 +65,7 @@ from ec2bridge.ids import check_format, not_found, owner_id
 from mappings.common import dry_run_checkpoint
 from mappings.records import Action, Describe, Selector
 from mappings.sources import owner_key
-from mappings.tags import (BRIDGE_TAG_PREFIX, apply_tag_specifications, cloudstack_tag_value, cloudstack_tags,
+from mappings.tags import (BRIDGE_TAG_PREFIX, apply_tag_specifications, create_cloudstack_tags, cloudstack_tags,
                            ec2_tag_list, ec2_tag_value, requested_tags)
 
 log = logging.getLogger(__name__)
@@ -508,17 +508,8 @@ def wanted_rules(request: dict, groups: Groups, group: dict, *, foreign_ok: bool
 
 # --- tags --------------------------------------------------------------------------------------
 
-def tag_params(tags: dict[str, str]) -> dict[str, str]:
-    params = {}
-    for index, (key, value) in enumerate(tags.items()):
-        # CloudStack refuses empty values; mappings.tags stores them encoded.
-        params[f"tags[{index}].key"], params[f"tags[{index}].value"] = key, cloudstack_tag_value(value)
-    return params
-
-
 async def tag_rules(ctx: Any, rule_ids: list[str], tags: dict[str, str]) -> None:
-    if tags and rule_ids:
-        await ctx.cs_run("createTags", resourcetype="SecurityGroupRule", resourceids=rule_ids, **tag_params(tags))
+    await create_cloudstack_tags(ctx, "SecurityGroupRule", rule_ids, tags)
 
 
 # --- CloudStack calls ----------------------------------------------------------------------------

@@ -102,11 +102,6 @@ STORED_KINDS = tuple(kind for kind in TAGGABLE if kind.cloudstack_type is None)
 
 # --- small conversions -------------------------------------------------------------------
 
-def account_key(account: Any) -> str:
-    """The caller's account as the id map and :func:`mappings.sources.owner_key` name owners."""
-    return f"{account.domain_id}/{account.name}"
-
-
 def backend_id_of(obj: Mapping[str, Any]) -> str:
     """The id-map backend id of a CloudStack object: its uuid, or its name for objects that
     CloudStack identifies by name only (SSH key pairs before CloudStack gave them ids)."""
@@ -211,7 +206,7 @@ async def owned_record(ctx: Any, ec2_id: str) -> tuple[TaggableKind, IdRecord]:
         raise not_found(kind.prefix, ec2_id)
     account = await ctx.account()
     bridge_enforced = kind.cloudstack_type is None or not account.is_admin
-    if bridge_enforced and record.account != account_key(account):
+    if bridge_enforced and record.account != account.key:
         raise not_found(kind.prefix, ec2_id)  # AWS does not reveal other accounts' resources
     return kind, record
 
@@ -262,10 +257,19 @@ def _cs_tag_params(tags: Mapping[str, str | None]) -> dict[str, str]:
     return params
 
 
-async def _cs_create(ctx: Any, kind: TaggableKind, backend_ids: list[str], tags: Mapping[str, str]) -> None:
+async def create_cloudstack_tags(ctx: Any, cloudstack_type: str, backend_ids: list[str],
+                                 tags: Mapping[str, str]) -> None:
+    """One ``createTags`` job putting ``tags`` (EC2 values) on every resource in ``backend_ids``:
+    CloudStack's ``resourceids`` takes a list, so a launch of 50 instances is one job."""
+    if not backend_ids or not tags:
+        return
     values = {key: cloudstack_tag_value(value) for key, value in tags.items()}
-    await ctx.cs_run("createTags", resourcetype=kind.cloudstack_type, resourceids=backend_ids,
+    await ctx.cs_run("createTags", resourcetype=cloudstack_type, resourceids=backend_ids,
                      **_cs_tag_params(values))
+
+
+async def _cs_create(ctx: Any, kind: TaggableKind, backend_ids: list[str], tags: Mapping[str, str]) -> None:
+    await create_cloudstack_tags(ctx, kind.cloudstack_type, backend_ids, tags)
 
 
 async def _cs_delete(ctx: Any, kind: TaggableKind, backend_id: str, stored: Mapping[str, str]) -> None:
@@ -473,7 +477,7 @@ async def _stored_items(ctx: Any, scope: _Scope) -> list[dict]:
     kinds = [kind for kind in STORED_KINDS if kind.prefix in scope.kinds]
     if not kinds:
         return []
-    rows = await ctx.services.store(TagStore).account_tags(account_key(await ctx.account()),
+    rows = await ctx.services.store(TagStore).account_tags((await ctx.account()).key,
                                                            [kind.prefix for kind in kinds])
     if scope.ec2_id:
         rows = [row for row in rows if row.ec2_id == scope.ec2_id]
