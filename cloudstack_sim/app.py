@@ -2,7 +2,9 @@
 
 Request path: merge query and form parameters -> authenticate (401) -> look up the command (432)
 -> count the call -> inject configured faults -> check parameters (431) -> run the handler ->
-render ``{"<cmd>response": ...}`` with the HTTP status equal to ``errorcode`` on failure.
+render ``{"<cmd>response": ...}`` with the HTTP status equal to ``errorcode`` on failure. A bug in a
+handler is logged and answered as CloudStack answers any unexpected exception (530, "Internal
+error executing command..."), never as a bare HTTP 500.
 ``/sim/faults`` (GET/POST/DELETE) and ``/sim/calls`` (GET) are the simulator's own admin endpoints,
 signed like API calls (query parameters) and open to root admins only.
 """
@@ -21,7 +23,7 @@ from . import commands  # noqa: F401  (registers every handler)
 from .auth import authenticate
 from .config import SimConfig
 from .context import ADMIN, Call, Listing
-from .errors import ApiError, unknown_command
+from .errors import ApiError, internal_error, unknown_command
 from .faults import FaultRule
 from .jobs import JobQueue
 from .params import lowercase_names, parse_params
@@ -130,6 +132,9 @@ async def api_handler(request: web.Request) -> web.StreamResponse:
         return render(wrapper, command.spec.object_key, result, state, as_json)
     except ApiError as error:
         return render_error(error.wrapper or wrapper, error, as_json)
+    except Exception:   # ApiServer.handleRequest's last resort; CancelledError (drops) passes through
+        log.exception("unhandled exception executing api command %s", name)
+        return render_error(wrapper, internal_error(), as_json)
 
 
 def render(wrapper: str, object_key: str, result, state: SimState, as_json: bool) -> web.Response:

@@ -100,6 +100,14 @@ def unknown_command(name: str) -> ApiError:
 
 
 UNAUTHORIZED_TEXT = "unable to verify user credentials and/or request signature"
+# BaseCmd.USER_ERROR_MESSAGE: what ApiServer (and the async job dispatcher) tell a caller about an
+# unexpected exception instead of its details.
+INTERNAL_ERROR_TEXT = "Internal error executing command, please contact your system administrator"
+
+
+def internal_error() -> ApiError:
+    """An unexpected exception as ``ApiServer.handleRequest`` reports it: 530 / 9999."""
+    return ApiError(530, INTERNAL_ERROR_TEXT, CS_SERVER_API)
 
 
 def unauthorized() -> ApiError:

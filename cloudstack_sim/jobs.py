@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Callable
 
-from .errors import CS_SERVER_API, ApiError
+from .errors import CS_SERVER_API, INTERNAL_ERROR_TEXT, ApiError
 from .render import compact, cs_date, renderer
 from .state import SimState, new_uuid
 
@@ -67,8 +67,7 @@ class JobQueue:
             self._fail(job, rollback, error)
         except Exception:   # a bug in a handler must still end the job, as CloudStack's dispatcher does
             log.exception("async job %s (%s) crashed", job_id, job["command"])
-            self._fail(job, rollback, ApiError(530, "Internal error executing command, please contact your "
-                                                    "system administrator"))
+            self._fail(job, rollback, ApiError(530, INTERNAL_ERROR_TEXT))
         job["completed"] = time.time()
         self.state.touch(job)
 

@@ -5,7 +5,8 @@ missing parameter", a malformed number a 431 "due to invalid value <v> for param
 UUID that names no entity a 431 "Invalid parameter <p> value=<uuid> ...". MAP parameters arrive as
 ``name[i].key=value`` and become a list of dicts ordered by index; LIST parameters are
 comma-separated. Parameter names are matched without regard to case, as CloudStack does for the
-``apiKey``/``signatureVersion`` spellings clients send.
+``apiKey``/``signatureVersion`` spellings clients send - but a map entry's own key keeps its case
+(``details[0].UEFI`` is the detail ``UEFI``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ EntityExists = Callable[[str | None, str], bool]
 
 
 def lowercase_names(raw: Mapping[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in raw.items()}
+    return {lowercase_name(name): value for name, value in raw.items()}
+
+
+def lowercase_name(name: str) -> str:
+    base, bracket, entry = name.partition("[")
+    return base.lower() + bracket + entry
 
 
 def collect_maps(params: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:

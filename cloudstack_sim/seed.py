@@ -90,7 +90,7 @@ def seed_defaults(state: SimState) -> None:
                                "templatetype": "BUILTIN", "zone_ids": [zone["id"]], "isready": True,
                                "bootable": True, "isextractable": False, "sshkeyenabled": False,
                                "url": f"http://images.sim.local/{name.lower().replace(' ', '-')}.qcow2",
-                               "permitted_accounts": [], "crosszones": False})
+                               "permitted_accounts": [], "crosszones": False, "arch": "x86_64", "bits": 64})
     offering = next(o for o in state.store("network_offering") if o["name"] == "DefaultSharedNetworkOfferingWithSGService")
     state.add("network", {"name": "defaultGuestNetwork", "displaytext": "Shared guest network with security groups",
                           "zone_id": zone["id"], "offering_id": offering["id"], "cidr": "10.100.0.0/16",

@@ -126,9 +126,13 @@ class SimState:
         self.touch(record)
         if kind == "user":
             self.keys_by_apikey.pop((record.get("apikey") or "").lower(), None)
-        for tag in self.tags_by_resource.pop(record["id"], []):
-            self.stores["tag"].remove(tag["id"])
+        self.drop_tags(record["id"])
         self.changed()
+
+    def drop_tags(self, resource_id: str) -> None:
+        """Forget the tags of a removed resource (CloudStack deletes them with the object)."""
+        for tag in self.tags_by_resource.pop(resource_id, []):
+            self.stores["tag"].remove(tag["id"])
 
     def index(self, kind: str, record: dict) -> None:
         if kind == "user" and record.get("apikey"):

@@ -136,6 +136,8 @@ def create_network(call: Call):
     state, offering = call.state, call.state.get("network_offering", call.get("networkofferingid"))
     owner = call.owner_account()
     vpc = call.owned("vpc", call.get("vpcid")) if call.get("vpcid") else None
+    if call.get("associatednetworkid"):
+        network_usable(call, call.owned("network", call.get("associatednetworkid")))
     if offering["guestiptype"] == "Shared" and not call.is_admin:
         raise permission_denied("Only root admin can create shared networks")
     if vpc and not offering["forvpc"]:
@@ -382,6 +384,8 @@ def enable_static_nat(call: Call):
     state = call.state
     address = call.owned("public_ip", call.get("ipaddressid"))
     vm = call.owned("vm", call.get("virtualmachineid"))
+    if call.get("networkid"):
+        network_usable(call, call.owned("network", call.get("networkid")))
     if address["account_id"] != vm["account_id"]:
         raise permission_denied("The ip address and the vm must belong to the same account")
     if vm["state"] in ("Destroyed", "Expunging", "Error"):

@@ -4,7 +4,8 @@ Each account gets its ``default`` group on first use (CloudStack creates it with
 security-group zone). Authorizing rules runs in an async job, as CloudStack's
 ``AuthorizeSecurityGroupIngressCmd`` does: rules that already exist are skipped, the job result
 lists only the rules it added, and a call that adds none fails with "Failed to authorize security
-group ingress rule(s)" - the duplicate-rule error CloudStack gives.
+group ingress rule(s)" - the duplicate-rule error CloudStack gives. Each rule carries its own
+``tags`` (``ResourceObjectType.SecurityGroupRule``); revoking the rule deletes them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def default_group(state: SimState, account: dict) -> dict:
 def render_rule(state: SimState, group: dict, rule: dict) -> dict:
     body = {"ruleid": rule["ruleid"], "protocol": rule["protocol"], "icmptype": rule.get("icmptype"),
             "icmpcode": rule.get("icmpcode"), "startport": rule.get("startport"), "endport": rule.get("endport"),
-            "cidr": rule.get("cidr"), "tags": []}
+            "cidr": rule.get("cidr"), "tags": state.tags_of(rule["ruleid"])}
     if rule.get("group"):
         body["securitygroupname"], body["account"] = rule["group"], rule["group_account"]
     return compact(body)
@@ -90,7 +91,7 @@ def delete_security_group(call: Call):
     if group["vm_ids"]:
         raise resource_in_use("Cannot delete group when it's in use by virtual machines")
     for rule in group["ingress"] + group["egress"]:
-        call.state.rule_index.pop(rule["ruleid"], None)
+        forget_rule(call.state, rule["ruleid"])
     call.state.remove("security_group", group)
     return success()
 
@@ -174,10 +175,16 @@ def revoke(call: Call, direction: str):
 
     def work() -> dict:
         group[direction] = [rule for rule in group[direction] if rule["ruleid"] != rule_id]
-        state.rule_index.pop(rule_id, None)
+        forget_rule(state, rule_id)
         state.touch(group)
         return success()
     return submit_response(state.jobs.submit(call, instance_type="SecurityGroup", instance=group, work=work))
+
+
+def forget_rule(state: SimState, rule_id: str) -> None:
+    """A revoked rule's id stops resolving, and its tags go with it."""
+    state.rule_index.pop(rule_id, None)
+    state.drop_tags(rule_id)
 
 
 @command("revokeSecurityGroupIngress")

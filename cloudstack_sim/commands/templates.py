@@ -1,10 +1,24 @@
-"""Templates: list (one entry per zone), register, create from a volume or snapshot, copy, delete, permissions.
+"""Templates: list (one entry per zone), register, create, copy, update, delete, launch permissions.
 
-``listTemplates`` needs ``templatefilter``: ``featured`` (public and featured), ``community`` (public,
-not featured), ``self``/``selfexecutable`` (the caller's own), ``shared``/``sharedexecutable``
-(shared with the caller), ``executable`` (anything the caller may deploy) and ``all`` (admins:
-everything). A registered or created template is not ready (``isready`` false, ``status``
-"0% Downloaded") until the simulated download ends ``job_duration`` seconds later.
+``listTemplates`` follows ``QueryManagerImpl.searchForTemplatesInternal``:
+
+* ``templatefilter`` picks among the templates of the *permitted accounts* (the caller; an admin's
+  ``account``+``domainid``): ``featured`` (public and featured), ``community`` (public, not
+  featured), ``self``/``selfexecutable`` (owned), ``shared``/``sharedexecutable`` (a launch
+  permission names them), ``executable`` (owned or public - *not* shared ones) and ``all`` (root
+  admins only: everything; a normal user's ``all`` is refused). ``id``/``ids`` narrow that set.
+* Known difference, kept while the bridge relies on it: CloudStack does not apply the filter when
+  ``id`` is given (it lists the template if the caller may launch it, and answers 531 for another
+  account's private template that was not shared); the simulator still applies it.
+* Only ready templates are listed for ``featured``, ``community``, ``selfexecutable`` and
+  ``sharedexecutable``, for ``executable`` only when an admin names the account
+  (``ListTemplatesCmd.listInReadyState``), and for any filter with ``isready=true`` (4.21).
+
+A registered or created template is not ready (``isready`` false, ``status`` "0% Downloaded") until
+the simulated download ends ``job_duration`` seconds later. Templates carry their CPU ``arch``
+(``CPU.CPUArch``: i686, x86_64 or aarch64; x86_64 when not given, as 4.20+ defaults it) and
+``bits``. ``updateTemplate`` is synchronous and answers CloudStack's short "update" view of the
+template (``TemplateJoinDao.newUpdateResponse``).
 """
 
 from __future__ import annotations
@@ -12,7 +26,7 @@ from __future__ import annotations
 import asyncio
 
 from ..context import Call
-from ..errors import cloud_runtime, invalid_parameter, permission_denied
+from ..errors import CS_SERVER_API, ApiError, cloud_runtime, invalid_parameter, permission_denied
 from ..jobs import pending_fields, submit_response
 from ..render import compact, cs_date, renderer
 from ..spec import command
@@ -20,7 +34,13 @@ from ..state import SimState
 from .common import owner_fields, success, zone_name
 
 FILTERS = ("featured", "self", "selfexecutable", "shared", "sharedexecutable", "executable", "community", "all")
+READY_FILTERS = frozenset({"featured", "community", "selfexecutable", "sharedexecutable"})
 FORMATS = ("QCOW2", "RAW", "VHD", "VHDX", "OVA", "ISO", "TAR", "VMDK", "BAREMETAL")
+# Storage.TemplateType; users may only choose USER and VNF (TemplateManagerImpl.validateTemplateType).
+TEMPLATE_TYPES = ("ROUTING", "SYSTEM", "BUILTIN", "PERHOST", "USER", "VNF", "DATADISK", "ISODISK")
+USER_TEMPLATE_TYPES = ("USER", "VNF")
+ARCHS = ("i686", "x86_64", "aarch64")   # CPU.CPUArch types
+DEFAULT_ARCH, DEFAULT_BITS = "x86_64", 64
 GB = 1024 ** 3
 
 
@@ -40,56 +60,109 @@ def render_template(state: SimState, template: dict, zone_id: str) -> dict:
                     "size": template["size"] if ready else None, "physicalsize": template["size"] if ready else None,
                     "templatetype": template["templatetype"], "hypervisor": template["hypervisor"],
                     "isextractable": template["isextractable"], "checksum": template.get("checksum"),
-                    "sourcetemplateid": template.get("source_template_id"), "details": {},
+                    "sourcetemplateid": template.get("source_template_id"), "details": template.get("details") or {},
                     "downloaddetails": [{"datastore": "sim-secondary-1",
                                          "downloadState": "DOWNLOADED" if ready else "DOWNLOAD_IN_PROGRESS",
                                          "downloadPercent": "100" if ready else "0"}],
-                    "sshkeyenabled": template["sshkeyenabled"], "isdynamicallyscalable": False,
-                    "directdownload": False, "deployasis": False, "requireshvm": True, "bits": 64,
-                    "arch": "x86_64", "url": template.get("url"), "tags": state.tags_of(template["id"]),
+                    "sshkeyenabled": template["sshkeyenabled"],
+                    "isdynamicallyscalable": template.get("isdynamicallyscalable", False),
+                    "directdownload": False, "deployasis": False, "requireshvm": template.get("requireshvm", True),
+                    "bits": template.get("bits", DEFAULT_BITS), "arch": template.get("arch", DEFAULT_ARCH),
+                    "url": template.get("url"), "tags": state.tags_of(template["id"]),
                     "hasannotations": False, **pending_fields(template)})
 
 
-def may_use(call: Call, template: dict) -> bool:
-    return (call.is_admin or template["ispublic"] or template["account_id"] == call.account["id"]
+def render_update(state: SimState, template: dict) -> dict:
+    """``newUpdateResponse``: the 4.1-era short form ``updateTemplate`` answers, with no zone or state."""
+    os_type = state.get("os_type", template["ostype_id"]) or {}
+    return compact({"id": template["id"], "name": template["name"], "displaytext": template["displaytext"],
+                    "ispublic": template["ispublic"], "created": cs_date(template["created"]),
+                    "format": template["format"], "ostypeid": template["ostype_id"], "ostypename": os_type.get("name"),
+                    "bootable": template["bootable"], "hypervisor": template["hypervisor"],
+                    "isdynamicallyscalable": template.get("isdynamicallyscalable", False),
+                    **owner_fields(state, template["account_id"]), "details": template.get("details") or None,
+                    "tags": state.tags_of(template["id"]), "templatetype": template["templatetype"]})
+
+
+# -- launch permission (DomainChecker) ----------------------------------------------------------
+def may_launch(call: Call, template: dict) -> bool:
+    """Public templates, root admins, the owner, and accounts holding a launch permission."""
+    return (template["ispublic"] or call.is_admin or template["account_id"] == call.account["id"]
             or call.account["name"] in template["permitted_accounts"])
 
 
-def matches_filter(call: Call, template: dict, name: str) -> bool:
-    own = template["account_id"] == call.account["id"]
-    shared = call.account["name"] in template["permitted_accounts"]
-    if name == "featured":
-        return template["ispublic"] and template["isfeatured"]
-    if name == "community":
-        return template["ispublic"] and not template["isfeatured"]
-    if name in ("self", "selfexecutable"):
-        return own and (name == "self" or template["isready"])
-    if name in ("shared", "sharedexecutable"):
-        return shared
-    if name == "executable":
-        return template["isready"] and (own or shared or template["ispublic"])
-    return call.is_admin or own or shared or template["ispublic"]   # "all"
+def check_launch(call: Call, template: dict) -> dict:
+    if not may_launch(call, template):
+        raise permission_denied(f"Account {call.account['name']} does not have permission to launch instances from "
+                                f"template {template['name']}")
+    return template
 
 
+def check_operate(call: Call, template: dict) -> dict:
+    """``AccessType.OperateEntry``: a public template is its owner's to change; for a private one
+    ``DomainChecker`` also lets through accounts holding a launch permission."""
+    if template["ispublic"] and not call.is_admin and template["account_id"] != call.account["id"]:
+        raise permission_denied("Domain Admin and regular users can modify only their own Public templates")
+    return check_launch(call, template)
+
+
+# -- listTemplates --------------------------------------------------------------------------------
 @command("listTemplates")
 def list_templates(call: Call):
     name = call.get("templatefilter")
     if name not in FILTERS:
         raise invalid_parameter(f"Please specify a valid template filter: one of {', '.join(FILTERS)}")
-    state = call.state
-    if call.get("account") and call.is_admin:
-        candidates = list(state.store("template").owned_by(call.find_account(call.get("account"),
-                                                                             call.get("domainid"))["id"]))
-    else:
-        candidates = list(state.store("template"))
-    rows = call.filtered([t for t in candidates if matches_filter(call, t, name)],
-                         keyword_fields=("name", "displaytext"))
+    if name == "all" and not call.is_admin:
+        raise invalid_parameter("Filter all can be specified by admin only")
+    rows = call.filtered(templates_by_filter(call, name), keyword_fields=("name", "displaytext"))
+    if only_ready(call, name):
+        rows = [t for t in rows if t["isready"]]
     if call.get("hypervisor"):
         rows = [t for t in rows if t["hypervisor"].lower() == call.get("hypervisor").lower()]
+    if call.get("arch"):
+        rows = [t for t in rows if t.get("arch", DEFAULT_ARCH) == call.get("arch")]
+    rows.sort(key=lambda t: t.get("sortkey", 0))   # sortKey first, then creation (stable sort)
     entries = [(t, zone) for t in rows for zone in t["zone_ids"] if call.get("zoneid") in (None, zone)]
     return call.page([t for t, _ in entries], "template", [zone for _, zone in entries])
 
 
+def templates_by_filter(call: Call, name: str) -> list[dict]:
+    accounts = permitted_accounts(call, name)
+    owners = None if accounts is None else {account["id"] for account in accounts}
+    names = {account["name"] for account in accounts or ()}
+    return [t for t in call.state.store("template") if in_filter(t, name, owners, names)]
+
+
+def permitted_accounts(call: Call, name: str) -> list[dict] | None:
+    """``AccountManager.buildACLSearchParameters`` for templates; None means every account's."""
+    wanted = call.get("account")
+    if wanted and call.is_admin:
+        return [call.find_account(wanted, call.get("domainid"))]
+    if wanted and wanted != call.account["name"]:
+        raise permission_denied(f"Account {call.account['name']} does not have permission to list resources of "
+                                f"account {wanted}")
+    return None if name == "all" else [call.account]
+
+
+def in_filter(template: dict, name: str, owners: set | None, names: set) -> bool:
+    if name in ("featured", "community"):
+        return template["ispublic"] and template["isfeatured"] == (name == "featured")
+    owned = owners is None or template["account_id"] in owners
+    if name in ("self", "selfexecutable"):
+        return owned
+    if name in ("shared", "sharedexecutable"):
+        return bool(names.intersection(template["permitted_accounts"]))
+    if name == "executable":
+        return template["ispublic"] or owned
+    return True   # "all" (root admins): no restriction at all
+
+
+def only_ready(call: Call, name: str) -> bool:
+    account_specific = call.is_admin and bool(call.get("account")) and bool(call.get("domainid"))
+    return name in READY_FILTERS or (name == "executable" and account_specific) or bool(call.get("isready"))
+
+
+# -- register / create ----------------------------------------------------------------------------
 def mark_ready_later(state: SimState, template: dict) -> None:
     """The simulated download: ready after ``job_duration`` (at once when it is 0)."""
     def finish() -> None:
@@ -102,6 +175,17 @@ def mark_ready_later(state: SimState, template: dict) -> None:
         asyncio.get_running_loop().call_later(state.config.job_duration, finish)
 
 
+def parse_arch(call: Call, default: str | None = DEFAULT_ARCH) -> str | None:
+    """``CPU.CPUArch.fromType``: blank means the default; an unknown type is an IllegalArgumentException,
+    which ApiServer answers as a parameter error."""
+    raw = call.get("arch")
+    if raw is None or not raw.strip():
+        return default
+    if raw not in ARCHS:
+        raise ApiError(431, f"Unsupported arch type: {raw}", CS_SERVER_API)
+    return raw
+
+
 def new_template(call: Call, owner: dict, **fields) -> dict:
     from .accounts import check_limit
     check_limit(call.state, owner, "template")
@@ -110,7 +194,9 @@ def new_template(call: Call, owner: dict, **fields) -> dict:
                 "passwordenabled": bool(call.get("passwordenabled")), "account_id": owner["id"],
                 "templatetype": "USER", "isready": False, "bootable": True,
                 "isextractable": bool(call.get("isextractable")), "sshkeyenabled": bool(call.get("sshkeyenabled")),
-                "permitted_accounts": [], "crosszones": False, **fields}
+                "permitted_accounts": [], "crosszones": False, "arch": parse_arch(call),
+                "bits": call.get("bits") or DEFAULT_BITS, "requireshvm": call.get("requireshvm", True),
+                "isdynamicallyscalable": bool(call.get("isdynamicallyscalable")), **fields}
     return call.state.add("template", template)
 
 
@@ -141,6 +227,8 @@ def create_template(call: Call):
     if bool(call.get("volumeid")) == bool(call.get("snapshotid")):
         raise invalid_parameter("Failed to create private template record, please specify only one of volume ID "
                                 "(volumeid) and snapshot ID (snapshotid)")
+    if call.get("virtualmachineid"):   # the baremetal source VM must exist
+        call.owned("vm", call.get("virtualmachineid"))
     if call.get("volumeid"):
         volume = call.owned("volume", call.get("volumeid"))
         vm = state.get("vm", volume.get("vm_id"))
@@ -173,6 +261,76 @@ def snapshot_zone(call: Call) -> str:
     return next(iter(call.state.store("zone")))["id"]
 
 
+# -- update ----------------------------------------------------------------------------------------
+@command("updateTemplate")
+def update_template(call: Call):
+    """``TemplateManagerImpl.updateTemplateOrIso``; ``bootable`` is ISO-only (UpdateTemplateCmd ignores it)."""
+    arch = parse_arch(call, default=None)
+    template = call.state.get("template", call.get("id"))
+    if template is None:
+        raise invalid_parameter("Unable to find Template/ISO with specified id")
+    check_operate(call, template)
+    if "isrouting" in call.values and not call.is_admin:
+        raise permission_denied("Parameter isrouting can only be specified by a Root Admin, permission denied")
+    template_type = checked_template_type(call, template)
+    changes = requested_changes(call)
+    if arch is not None:
+        changes["arch"] = arch
+    if template_type is not None:
+        changes["templatetype"] = template_type
+    template.update(changes)
+    refresh_users(call.state, template)
+    return {"template": render_update(call.state, template)}
+
+
+def requested_changes(call: Call) -> dict:
+    changes = {field: call.get(param) for param, field in (
+        ("name", "name"), ("displaytext", "displaytext"), ("sortkey", "sortkey"), ("ostypeid", "ostype_id"),
+        ("passwordenabled", "passwordenabled"), ("sshkeyenabled", "sshkeyenabled"), ("requireshvm", "requireshvm"),
+        ("isdynamicallyscalable", "isdynamicallyscalable")) if param in call.values}
+    if call.get("format") is not None:
+        fmt = call.get("format").upper()
+        if fmt not in FORMATS:
+            raise invalid_parameter(f"Image format: {call.get('format')} is incorrect. Supported formats are "
+                                    f"[{', '.join(FORMATS)}]")
+        changes["format"] = fmt
+    if "isrouting" in call.values:
+        changes["templatetype"] = "ROUTING" if call.get("isrouting") else "USER"
+    if call.get("cleanupdetails"):
+        changes["details"] = {}
+    elif call.get("details"):
+        # BaseUpdateTemplateOrIsoCmd.getDetails: only the first details[i] group counts.
+        changes["details"] = dict(call.get("details")[0])
+    return changes
+
+
+def checked_template_type(call: Call, template: dict) -> str | None:
+    """``TemplateManagerImpl.validateTemplateType`` for ``updateTemplate``."""
+    raw = call.get("templatetype")
+    if raw is None:
+        return None
+    wanted = raw.upper()
+    if wanted not in TEMPLATE_TYPES:
+        raise invalid_parameter(f"Please specify a valid templatetype: {','.join(TEMPLATE_TYPES)}")
+    if "isrouting" in call.values and (wanted == "ROUTING") != call.get("isrouting"):
+        raise invalid_parameter("Please specify a valid templatetype (consistent with isrouting parameter).")
+    if wanted in ("SYSTEM", "BUILTIN") and not template["crosszones"]:
+        raise invalid_parameter("System and Builtin templates must be cross zone.")
+    if not call.is_admin and wanted not in USER_TEMPLATE_TYPES:
+        raise invalid_parameter(f"Users can not update Template to template type {wanted}.")
+    return wanted
+
+
+def refresh_users(state: SimState, template: dict) -> None:
+    """Re-render the template and what shows its name or OS type (VMs and their volumes)."""
+    state.touch(template)
+    for kind in ("vm", "volume"):
+        for record in state.store(kind):
+            if record.get("template_id") == template["id"]:
+                state.touch(record)
+
+
+# -- delete / copy ---------------------------------------------------------------------------------
 @command("deleteTemplate")
 def delete_template(call: Call):
     state, template = call.state, call.owned("template", call.get("id"))
@@ -199,8 +357,7 @@ def delete_template(call: Call):
 @command("copyTemplate")
 def copy_template(call: Call):
     state, template = call.state, call.owned("template", call.get("id"))
-    if not may_use(call, template):
-        raise permission_denied(f"Account {call.account['name']} can't access template {template['id']}")
+    check_launch(call, template)
     destinations = call.get("destzoneids") or ([call.get("destzoneid")] if call.get("destzoneid") else [])
     if not destinations:
         raise invalid_parameter("Please specify valid destination zone to copy the template.")
@@ -220,6 +377,7 @@ def copy_template(call: Call):
     return submit_response(state.jobs.submit(call, instance_type="Template", instance=template, work=work))
 
 
+# -- launch permissions -----------------------------------------------------------------------------
 def owned_template(call: Call) -> dict:
     template = call.owned("template", call.get("id"))
     if not call.is_admin and template["account_id"] != call.account["id"]:
@@ -257,10 +415,15 @@ def update_template_permissions(call: Call):
 
 @command("listTemplatePermissions")
 def list_template_permissions(call: Call):
-    template = call.owned("template", call.get("id")) if call.is_admin else call.state.get("template", call.get("id"))
-    if not may_use(call, template):
-        raise permission_denied(f"Account {call.account['name']} can't access template {template['id']}")
+    """``TemplateManagerImpl.listTemplatePermissions``: a removed template is not found; a private one
+    needs launch access."""
+    template = call.state.get("template", call.get("id"))
+    if template is None:
+        raise invalid_parameter(f"unable to find template with id {call.get('id')}")
+    if not template["ispublic"]:
+        check_launch(call, template)
     owner = call.state.get("account", template["account_id"])
+    # gson drops the account list when no account holds a launch permission.
     return {"templatepermission": compact({"id": template["id"], "ispublic": template["ispublic"],
                                            "domainid": owner["domain_id"],
-                                           "account": list(template["permitted_accounts"])})}
+                                           "account": list(template["permitted_accounts"]) or None})}

@@ -6,7 +6,9 @@ the VM appears at once in ``Starting`` (or ``Stopped`` with ``startvm=false``) w
 (the account's ``default`` one when none is named) and key pairs. The job then moves it to
 ``Running``; a failed job leaves it in ``Error``, as CloudStack does. A password-enabled template
 gets a generated password: returned in clear in the deploy result, and by ``getVMPassword`` encrypted
-with the VM's SSH public key (RSA PKCS#1 v1.5, base64), only when the VM has a key pair.
+with the VM's SSH public key (RSA PKCS#1 v1.5, base64), only when the VM has a key pair. A
+``volumeid``/``snapshotid`` to deploy from (4.20+) is checked as CloudStack checks it (a live object
+of the caller's, KVM templates only), but the VM is still built from ``templateid``.
 """
 
 from __future__ import annotations
@@ -114,13 +116,24 @@ def check_userdata(call: Call) -> str | None:
     return data
 
 
+def check_source_disk(call: Call) -> None:
+    """A ``volumeid``/``snapshotid`` to deploy from (4.20+) must name a live object of the caller's."""
+    for param, kind, label in (("volumeid", "volume", "volume"), ("snapshotid", "snapshot", "snapshot")):
+        if call.get(param):
+            record = call.state.get(kind, call.get(param))
+            if record is None:
+                raise invalid_parameter(f"Could not find {label} with id={call.get(param)}")
+            call.check_access(kind, record)
+
+
 def deploy_template(call: Call, zone_id: str) -> dict:
     if not call.get("templateid"):
         raise invalid_parameter("Please specify either a valid template or ISO ID")
     template = call.state.get("template", call.get("templateid"))
-    from .templates import may_use
-    if not may_use(call, template):
-        raise ApiError(531, f"Account {call.account['name']} can't access template {template['id']}", 4365)
+    if template is None:   # a removed template's uuid passes the parameter check
+        raise invalid_parameter(f"Unable to use template {call.get('templateid')}")
+    from .templates import check_launch
+    check_launch(call, template)
     if zone_id not in template["zone_ids"]:
         raise invalid_parameter(f"Template {template['id']} is not available in zone {zone_id}")
     if not template["isready"]:
@@ -166,11 +179,18 @@ def deploy_networks(call: Call, zone_id: str) -> list[dict]:
     ids = call.get("networkids") or []
     if not ids:
         return [default_network(call.state, zone_id)]
-    networks = [network_usable(call, call.state.get("network", network_id)) for network_id in ids]
+    networks = [network_usable(call, existing_network(call, network_id)) for network_id in ids]
     for network in networks:
         if network["zone_id"] != zone_id:
             raise invalid_parameter(f"Network {network['id']} doesn't belong to zone {zone_id}")
     return networks
+
+
+def existing_network(call: Call, network_id: str) -> dict:
+    network = call.state.get("network", network_id)
+    if network is None:
+        raise invalid_parameter(f"Unable to find network by id {network_id}")
+    return network
 
 
 def deploy_name(call: Call, owner: dict, vm_id: str) -> tuple[str, str]:
@@ -237,7 +257,12 @@ def build_vm(state: SimState, *, owner: dict, user: dict, zone_id: str, template
 def deploy_virtual_machine(call: Call):
     state, owner, zone_id = call.state, call.owner_account(), call.get("zoneid")
     offering = state.get("service_offering", call.get("serviceofferingid"))
+    check_source_disk(call)
     template = deploy_template(call, zone_id)
+    if (call.get("volumeid") or call.get("snapshotid")) and "KVM" not in (template["hypervisor"],
+                                                                          call.get("hypervisor")):
+        raise invalid_parameter("Deploying a virtual machine with existing volume/snapshot is supported only from "
+                                "KVM hypervisors")
     from .accounts import check_limit
     check_limit(state, owner, "user_vm")
     check_limit(state, owner, "cpu", offering["cpunumber"])
@@ -443,6 +468,9 @@ def update_virtual_machine(call: Call):
         vm["name"] = call.get("name")
     if call.get("userdata") is not None:
         vm["userdata"] = check_userdata(call)
+    for group_id in call.get("securitygroupids") or ():
+        # Every named group must exist; moving the VM between groups is not simulated yet.
+        call.owned("security_group", group_id)
     for param, field in (("displayname", "displayname"), ("group", "group"), ("haenable", "haenable"),
                          ("displayvm", "displayvm")):
         if param in call.values:

@@ -8,9 +8,12 @@ discovery entries for the commands it implements. Both are facts read from
 package ships no copy of the whole reference.
 
 A few commands the bridge relies on are missing from the reference's 65 (``listResourceLimits``,
-``getUser``, ``listDomains``); their parameters come from the 4.18 ``listApis`` dump.
+``getUser``, ``listDomains``, ``recoverVirtualMachine``, ``updateTemplate``); their parameters come
+from the 4.18 ``listApis`` dump, plus the few parameters newer servers added (``EXTRA_PARAMS``) that
+the simulator implements, so these commands accept what the reference's commands accept.
 
-Usage: ``python -m cloudstack_sim.tools.gen_api_data [REFERENCE_DIR]``
+Usage: ``python cloudstack_sim/tools/gen_api_data.py [REFERENCE_DIR]`` (run as a file: importing
+the package would register handlers against the data this script is about to write).
 """
 
 from __future__ import annotations
@@ -31,12 +34,19 @@ EXTRA_COMMANDS = {
                     "org.apache.cloudstack.api.command.admin.domain.ListDomainsCmd"),
     "recoverVirtualMachine": ("recovervirtualmachineresponse", "virtualmachine",
                               "org.apache.cloudstack.api.command.user.vm.RecoverVMCmd"),
+    "updateTemplate": ("updatetemplateresponse", "template",
+                       "org.apache.cloudstack.api.command.user.template.UpdateTemplateCmd"),
 }
 # listApis carries no entity types; these are the @Parameter(entityType=...) of the extra commands.
 EXTRA_ENTITIES = {
     "recoverVirtualMachine": {"id": "UserVmResponse"},
     "listDomains": {"id": "DomainResponse"},
     "listResourceLimits": {"domainid": "DomainResponse", "projectid": "ProjectResponse"},
+    "updateTemplate": {"id": "TemplateResponse", "ostypeid": "GuestOSResponse"},
+}
+# Parameters added after 4.18 to extra commands: (name, CommandType) as the @Parameter declares them.
+EXTRA_PARAMS = {
+    "updateTemplate": (("arch", "STRING"),),   # BaseUpdateTemplateOrIsoCmd, since 4.20
 }
 # listApis type names -> CommandType names used by the reference.
 LISTAPIS_TYPES = {"string": "STRING", "uuid": "UUID", "integer": "INTEGER", "long": "LONG",
@@ -68,7 +78,8 @@ def extra_command(name: str, entry: dict) -> dict:
     wrapper, obj, java = EXTRA_COMMANDS[name]
     entities = EXTRA_ENTITIES.get(name, {})
     params = [[p["name"], LISTAPIS_TYPES.get(p["type"], p["type"].upper()), bool(p["required"]),
-               entities.get(p["name"]), None] for p in entry["params"]]
+               entities.get(p["name"]), None] for p in entry["params"] if p]
+    params += [[param, kind, False, None, None] for param, kind in EXTRA_PARAMS.get(name, ())]
     return {"java": java, "async": entry["isasync"], "async_create": False,
             "list": name.startswith("list"), "wrapper": wrapper, "object": obj,
             "response_class": None, "params": sorted(params)}

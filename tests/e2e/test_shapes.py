@@ -349,9 +349,9 @@ REQUESTS: dict[str, Call] = {
                                 nonempty="GroupId"),
     "DeleteSecurityGroup": Call(lambda world: {"GroupId": world.ec2.create_security_group(
         GroupName=world.unique("shape-delete"), Description="to delete")["GroupId"]}, nonempty="Return"),
-    "AuthorizeSecurityGroupIngress": Call(lambda world: {"GroupId": _group(world), "IpPermissions": [_tcp(80)]},
+    "AuthorizeSecurityGroupIngress": Call(lambda world: {"GroupId": _group(world), "IpPermissions": [_tcp(world.port())]},
                                           nonempty="SecurityGroupRules"),
-    "AuthorizeSecurityGroupEgress": Call(lambda world: {"GroupId": _group(world), "IpPermissions": [_tcp(8080)]},
+    "AuthorizeSecurityGroupEgress": Call(lambda world: {"GroupId": _group(world), "IpPermissions": [_tcp(world.port())]},
                                          nonempty="SecurityGroupRules"),
     "RevokeSecurityGroupIngress": Call(lambda world: _revocable(world, "ingress"), nonempty="UnknownIpPermissions"),
     "RevokeSecurityGroupEgress": Call(lambda world: _revocable(world, "egress"), nonempty="UnknownIpPermissions"),

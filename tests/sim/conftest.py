@@ -91,3 +91,12 @@ async def deploy(api: Api, ids: dict, **params) -> dict:
     result = await api.result("deployVirtualMachine", zoneid=ids["zone"], templateid=ids["linux"],
                               serviceofferingid=ids["offering"], **params)
     return result["virtualmachine"]
+
+
+def account_api(sim, session, name: str, admin: bool = False) -> Api:
+    """A new account (with one user) created through the seeding helpers, and its API client."""
+    from cloudstack_sim.seed import ADMIN_TYPE, USER_TYPE, add_account, add_user
+    domain = next(iter(sim.state.store("domain")))
+    account = add_account(sim.state, name, ADMIN_TYPE if admin else USER_TYPE, domain["id"])
+    user = add_user(sim.state, account, name)
+    return Api(session, sim.url, (user["apikey"], user["secretkey"]))
