@@ -37,6 +37,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-credentials", type=credentials, metavar="APIKEY:SECRET")
     p.add_argument("--demo-credentials", type=credentials, metavar="APIKEY:SECRET")
     p.add_argument("--job-duration", type=non_negative, default=0.5, metavar="SECONDS")
+    p.add_argument("--allow-user-view-destroyed-vm", action="store_true",
+                   help="CloudStack's allow.user.view.destroyed.vm (default false)")
+    p.add_argument("--allow-user-expunge-recover-vm", action="store_true",
+                   help="CloudStack's allow.user.expunge.recover.vm (default false)")
     return p
 
 
@@ -60,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     config = SimConfig(host=args.host, port=args.port, state_file=args.state,
                        admin_credentials=args.admin_credentials, demo_credentials=args.demo_credentials,
-                       job_duration=args.job_duration)
+                       job_duration=args.job_duration,
+                       allow_user_view_destroyed_vm=args.allow_user_view_destroyed_vm,
+                       allow_user_expunge_recover_vm=args.allow_user_expunge_recover_vm)
     try:
         asyncio.run(serve(config))
     except OSError as error:

@@ -1,4 +1,5 @@
-"""Simulator configuration: where it listens, who may call it, how fast jobs run, which faults."""
+"""Simulator configuration: where it listens, who may call it, how fast jobs run, which faults,
+and the CloudStack global settings the simulated behaviour depends on."""
 
 from __future__ import annotations
 
@@ -22,3 +23,7 @@ class SimConfig:
     stall_limit: float = 300.0                         # a stalled request is dropped after this long
     # CloudStack's enforce.post.requests.and.timestamps: v3 only, ``expires`` at most 15 min ahead.
     enforce_timestamps: bool = False
+    # CloudStack's global settings of the same names (both false by default): whether normal users
+    # see their Destroyed/Expunging VMs, and may expunge (destroy with expunge=true) and recover them.
+    allow_user_view_destroyed_vm: bool = False
+    allow_user_expunge_recover_vm: bool = False

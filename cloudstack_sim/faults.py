@@ -1,9 +1,10 @@
 """Fault injection: per-command rules for latency, errors, failed jobs, dropped and stalled requests.
 
-A rule names a command (or ``*`` for all) and the odds of each fault. Decisions come from one
-``random.Random`` seeded from the configuration, so a seeded run injects the same faults in the
-same order. Rules are plain data: they arrive from ``SimConfig.faults``, from ``POST /sim/faults``
-(JSON) and from tests through ``state.faults``.
+A rule names a command (or ``*`` for all) and the odds of each fault; a failed call answers
+``error_code``/``error_text``, a failed job ends with ``job_error_code`` and the same text.
+Decisions come from one ``random.Random`` seeded from the configuration, so a seeded run injects
+the same faults in the same order. Rules are plain data: they arrive from ``SimConfig.faults``,
+from ``POST /sim/faults`` (JSON) and from tests through ``state.faults``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class FaultRule:
     error_rate: float = 0.0         # share of calls answered with error_code/error_text
     error_code: int = 530
     error_text: str = "Internal error executing command, please contact your system administrator"
-    job_failure_rate: float = 0.0   # share of async jobs that end with status 2 / errorcode 530
+    job_failure_rate: float = 0.0   # share of async jobs that end with status 2 / job_error_code
+    job_error_code: int = 530       # the failed job's errorcode: 533 is InsufficientCapacity, as deploys report it
     drop_rate: float = 0.0          # share of calls whose connection is closed without an answer
     stall_rate: float = 0.0         # share of calls never answered (until the client gives up)
 
@@ -40,8 +42,10 @@ class FaultRule:
                 raise ValueError(f"{name} must be a number between 0 and 1")
         if not isinstance(self.latency, (int, float)) or self.latency < 0:
             raise ValueError("latency must be a non-negative number")
-        if not isinstance(self.error_code, int) or not 400 <= self.error_code <= 599:
-            raise ValueError("error_code must be an HTTP error status (400-599)")
+        for name in ("error_code", "job_error_code"):
+            code = getattr(self, name)
+            if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599:
+                raise ValueError(f"{name} must be an HTTP error status (400-599)")
         if not isinstance(self.command, str) or not isinstance(self.error_text, str):
             raise ValueError("command and error_text must be strings")
 

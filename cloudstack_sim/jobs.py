@@ -5,9 +5,12 @@ moves the object into its transitional state, then submits *work*: a callable th
 operation and returns the job result body (``{"virtualmachine": {...}}`` or ``{"success": true}``).
 Completion is scheduled with ``loop.call_later`` (no polling loop per job); ``job_duration=0``
 completes before the submit response is sent. A failing job (an ``ApiError`` from the work, or an
-injected fault) runs the handler's *rollback* and ends with ``jobstatus`` 2, ``jobresultcode`` 530
-and ``jobresult`` ``{"errorcode", "errortext"}`` - errorcode 530 unless the failure is a
-``ServerApiException``, as ``ApiAsyncJobDispatcher.runJob`` reports it.
+injected fault) runs the handler's *rollback* and ends as ``ApiAsyncJobDispatcher.runJob`` ends it:
+``jobstatus`` 2, ``jobresult`` ``{"errorcode", "errortext"}`` and ``jobresultcode`` equal to that
+errorcode. The errorcode is the ``ApiErrorCode`` of a ``ServerApiException`` (what commands throw
+for the failures they expect: ``DeployVMCmd`` turns ``InsufficientCapacityException`` into 533),
+431 for an ``InvalidParameterValueException`` (the dispatcher converts it), and 530 for any other
+exception (``PermissionDeniedException``, ``CloudRuntimeException``, ...), with its message.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import time
 from typing import Callable
 
-from .errors import CS_SERVER_API, INTERNAL_ERROR_TEXT, ApiError
+from .errors import CS_INVALID_PARAMETER, CS_SERVER_API, INTERNAL_ERROR_TEXT, ApiError
 from .render import compact, cs_date, renderer
 from .state import SimState, new_uuid
 
@@ -60,8 +63,8 @@ class JobQueue:
         self._clear_pending(job)
         injected = self.state.faults.job_failure(job["command"])
         try:
-            if injected is not None:
-                raise ApiError(530, injected.error_text)
+            if injected is not None:   # injected failures are the command's ServerApiException
+                raise ApiError(injected.job_error_code, injected.error_text, CS_SERVER_API)
             job["result"], job["status"] = work(), SUCCEEDED
         except ApiError as error:
             self._fail(job, rollback, error)
@@ -74,8 +77,7 @@ class JobQueue:
     def _fail(self, job: dict, rollback: Callable | None, error: ApiError) -> None:
         if rollback is not None:
             rollback()
-        code = error.code if error.cserrorcode == CS_SERVER_API else 530
-        job["status"], job["result"] = FAILED, {"errorcode": code, "errortext": error.text}
+        job["status"], job["result"] = FAILED, {"errorcode": job_error_code(error), "errortext": error.text}
 
     def _clear_pending(self, job: dict) -> None:
         kind = INSTANCE_KINDS.get(job["instance_type"] or "")
@@ -108,6 +110,11 @@ INSTANCE_KINDS = {"VirtualMachine": "vm", "Volume": "volume", "Snapshot": "snaps
                   "IpAddress": "public_ip", "Network": "network", "Vpc": "vpc", "SecurityGroup": "security_group"}
 
 
+def job_error_code(error: ApiError) -> int:
+    """The errorcode ``ApiAsyncJobDispatcher.runJob`` reports for an exception thrown in a job."""
+    return error.code if error.cserrorcode in (CS_SERVER_API, CS_INVALID_PARAMETER) else 530
+
+
 def pending_fields(record: dict) -> dict:
     """``jobid``/``jobstatus`` every BaseResponse carries while a job works on its object."""
     job_id = record.get("pending_job")
@@ -121,12 +128,17 @@ def submit_response(job: dict, create_id: str | None = None) -> dict:
     return body
 
 
+def job_result_code(job: dict) -> int:
+    """``completeAsyncJob(..., FAILED, errorCode, ...)``: a failed job's result code is its errorcode."""
+    return (job["result"] or {}).get("errorcode", 530) if job["status"] == FAILED else 0
+
+
 @renderer("job")
 def render_job(state: SimState, job: dict) -> dict:
     account = state.get("account", job["account_id"]) or {}
     body = {"accountid": job["account_id"], "account": account.get("name"), "domainid": account.get("domain_id"),
             "userid": job["user_id"], "cmd": job["cmd"], "jobstatus": job["status"], "jobprocstatus": 0,
-            "jobresultcode": 530 if job["status"] == FAILED else 0, "jobresulttype": "object",
+            "jobresultcode": job_result_code(job), "jobresulttype": "object",
             "jobresult": job["result"], "jobinstancetype": job["instance_type"],
             "jobinstanceid": job["instance_id"], "created": cs_date(job["created"]),
             "completed": cs_date(job["completed"]), "jobid": job["id"]}

@@ -32,15 +32,28 @@ another account's id the caller's own templates whose ``listTemplatePermissions`
 account. Only the listings a request needs are made, concurrently; one image id or ``tag:``
 filter, and one plain ``name``, are pushed down to CloudStack.
 
+Image ids are pushed down as ``ids`` even when there is one: CloudStack honours the
+templatefilter for ``ids`` but skips it for ``id``.
+
+**One image by id** is ``listTemplates id=...``: given an ``id``, CloudStack ignores the
+templatefilter and answers the template if the caller may launch it (public, own, or shared
+with the caller through a launch permission; any template for a root admin), and a 531 for
+another account's private template that was not shared. That 531 (and a 431) is
+``InvalidAMIID.NotFound``, as AWS hides images the caller cannot use. Whether the caller owns
+the image is read from the template's owner fields (``account`` and ``domainid``).
+
 **Attributes and launch permissions.** ``launchPermission`` is ``listTemplatePermissions``:
-``ispublic`` is the group ``all``, each permitted account a ``UserId``. Granting to a 12-digit
-id needs that id's account name, which cannot be computed back from the one-way owner id:
-CloudStack only shares a template with accounts of its owner's domain, so the bridge lists the
-accounts of that domain (with the operator's CloudStack admin key when configured, since a
-normal user sees only its own account) and picks the one whose owner id matches. A name
-already permitted is found the same way in the template's own permission list, so revoking
-never needs the directory. Only the owner reads launch permissions or modifies an image: a
-visible image of someone else is ``AuthFailure``, an invisible one ``InvalidAMIID.NotFound``.
+``ispublic`` is the group ``all``, each permitted account a ``UserId``. CloudStack lists the
+owner's own name among the accounts of a private template, which is not a launch permission
+on AWS and is left out; and it sends ``domainid`` to root admins only, so the names are read
+in the template owner's domain (the template's own ``domainid``): CloudStack shares a template
+only with accounts of that domain. Granting to a 12-digit id needs that id's account name,
+which cannot be computed back from the one-way owner id, so the bridge lists the accounts of
+the owner's domain (with the operator's CloudStack admin key when configured, since a normal
+user sees only its own account) and picks the one whose owner id matches. A name already
+permitted is found the same way in the template's own permission list, so revoking never
+needs the directory. Only the owner reads launch permissions or modifies an image: a visible
+image of someone else is ``AuthFailure``, an invisible one ``InvalidAMIID.NotFound``.
 """
 
 from __future__ import annotations
@@ -299,14 +312,20 @@ class Scope:
 
 # --- launch permissions ------------------------------------------------------------------
 
-def launch_user_ids(permission: Mapping[str, Any]) -> list[str]:
-    domain_id = permission.get("domainid", "")
-    return [account_owner_id(domain_id, name) for name in permission.get("account") or ()]
+def permitted_names(permission: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
+    """The accounts holding a launch permission: CloudStack's list without the owner it adds."""
+    return [name for name in permission.get("account") or () if name != entry.get("account")]
 
 
-def launch_permissions(permission: Mapping[str, Any]) -> list[dict]:
+def launch_user_ids(permission: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
+    """Owner ids of the permitted accounts, all of the template owner's domain."""
+    domain_id = entry.get("domainid", "")
+    return [account_owner_id(domain_id, name) for name in permitted_names(permission, entry)]
+
+
+def launch_permissions(permission: Mapping[str, Any], entry: Mapping[str, Any]) -> list[dict]:
     groups = [{"Group": "all"}] if permission.get("ispublic") else []
-    return groups + [{"UserId": uid} for uid in sorted(launch_user_ids(permission))]
+    return groups + [{"UserId": uid} for uid in sorted(launch_user_ids(permission, entry))]
 
 
 async def template_permission(ctx: Any, template_id: str) -> dict:
@@ -324,7 +343,7 @@ async def _pushed(ctx: Any, request: dict) -> dict[str, Any] | None:
         uuids = sorted({r.backend_id for r in records if r is not None and r.kind == "ami"})
         if not uuids:
             return None  # the engine answers NotFound / Malformed for every id
-        params["ids" if len(uuids) > 1 else "id"] = ",".join(uuids)
+        params["ids"] = ",".join(uuids)  # never "id": it would bypass the templatefilter
     for flt in request.get("Filters") or ():
         name, values = flt.get("Name", ""), flt.get("Values") or []
         if len(values) != 1 or any(c in values[0] for c in "*?\\"):
@@ -344,10 +363,10 @@ async def list_templates(ctx: Any, templatefilters: Iterable[str],
     return collapse(listings), dict(zip(filters, listings))
 
 
-async def permitted_owner_ids(ctx: Any, template_ids: list[str]) -> dict[str, set[str]]:
+async def permitted_owner_ids(ctx: Any, templates: list[Template]) -> dict[str, set[str]]:
     """{template id: owner ids with explicit launch permission}, asked concurrently."""
-    answers = await asyncio.gather(*(template_permission(ctx, t) for t in template_ids))
-    return {t: set(launch_user_ids(permission)) for t, permission in zip(template_ids, answers)}
+    answers = await asyncio.gather(*(template_permission(ctx, t[0]["id"]) for t in templates))
+    return {t[0]["id"]: set(launch_user_ids(permission, t[0])) for t, permission in zip(templates, answers)}
 
 
 async def visible_images(ctx: Any, request: dict) -> list[dict]:
@@ -361,7 +380,7 @@ async def visible_images(ctx: Any, request: dict) -> list[dict]:
     templates, by_filter = await list_templates(ctx, needed, params)
     shared = {entry["id"] for entry in by_filter.get(SHARED, ())}
     others = {v for v in executable_by if v not in ("self", "all", caller)}
-    own = [t for t, template in templates.items() if template_owner(template[0]) == caller]
+    own = [template for template in templates.values() if template_owner(template[0]) == caller]
     permitted = await permitted_owner_ids(ctx, own) if others else {}
     scope = Scope(owners, executable_by, caller, shared, permitted)
     chosen = [template for template in templates.values() if scope.admits(template[0])]
@@ -426,18 +445,31 @@ def not_authorized(image_id: str) -> EC2Error:
     return EC2Error("AuthFailure", f"Not authorized for image:{image_id}", status=400)
 
 
+async def template_by_id(ctx: Any, image_id: str) -> Template:
+    """The template behind an image id, if the caller may launch it (see the module docstring)."""
+    record = await ctx.services.ids.backend_id("ami", image_id)
+    try:
+        # The filter only decides readiness here: "executable" lists a normal user's templates in
+        # every state.
+        entries = await ctx.cs_list("listTemplates", templatefilter=EXECUTABLE, id=record.backend_id)
+    except CloudStackError as error:
+        if error.code in (431, 531):
+            raise not_found("ami", image_id) from None
+        raise
+    template = collapse([entries]).get(record.backend_id)
+    if template is None:  # removed: CloudStack still accepts its id and lists nothing
+        raise not_found("ami", image_id)
+    return template
+
+
+def owned_by(entry: Mapping[str, Any], account: Any) -> bool:
+    return entry.get("account") == account.name and entry.get("domainid") == account.domain_id
+
+
 async def find_template(ctx: Any, image_id: str) -> tuple[Template, bool]:
     """The template behind an image id the caller can see, and whether the caller owns it."""
-    record = await ctx.services.ids.backend_id("ami", image_id)
-    own = await ctx.cs_list("listTemplates", templatefilter=SELF, id=record.backend_id)
-    if own:
-        return own, True
-    visible = await asyncio.gather(*(ctx.cs_list("listTemplates", templatefilter=f, id=record.backend_id)
-                                     for f in (EXECUTABLE, SHARED)))
-    template = collapse(visible).get(record.backend_id)
-    if template is None:
-        raise not_found("ami", image_id)
-    return template, False
+    template, account = await asyncio.gather(template_by_id(ctx, image_id), ctx.account())
+    return template, owned_by(template[0], account)
 
 
 # --- DescribeImageAttribute -------------------------------------------------------------------
@@ -478,8 +510,8 @@ async def describe_image_attribute(ctx: Any, request: dict) -> dict:
         raise not_authorized(image_id)  # who may launch an image is its owner's business
     dry_run_checkpoint(request)
     if attribute == "launchPermission":
-        return {"ImageId": image_id,
-                "LaunchPermissions": launch_permissions(await template_permission(ctx, template[0]["id"]))}
+        permission = await template_permission(ctx, template[0]["id"])
+        return {"ImageId": image_id, "LaunchPermissions": launch_permissions(permission, template[0])}
     member, value = _PLAIN_ATTRIBUTES[attribute]
     return {"ImageId": image_id, member: value(template)}
 
@@ -564,7 +596,7 @@ async def resolve_accounts(ctx: Any, template: Template, added: set[str], remove
                            permitted: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Account names for the added and removed owner ids (see the module docstring)."""
     domain_id = template[0].get("domainid", "")
-    current = {account_owner_id(permitted.get("domainid", domain_id), n): n for n in permitted.get("account") or ()}
+    current = {account_owner_id(domain_id, name): name for name in permitted_names(permitted, template[0])}
     unknown = added - set(current)
     names = {**(await account_names(ctx, domain_id, unknown) if unknown else {}), **current}
     missing = sorted(unknown - set(names))

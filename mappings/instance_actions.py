@@ -7,9 +7,9 @@ a state the action cannot leave -> ``IncorrectInstanceState``, protection ->
 submitted concurrently (at most ``FAN_OUT`` at a time) and the answer carries the state right
 after submitting (pending / stopping / shutting-down), as AWS's does. Starting a running
 instance, stopping a stopped one and terminating a terminated one are successes that change
-nothing, as on AWS. Terminate expunges (see :func:`mappings.instance_tasks.destroy`) and
-deletes the data volumes marked DeleteOnTermination; its outcome is observed in the
-background.
+nothing, as on AWS. Terminate expunges when CloudStack lets the caller and destroys
+otherwise (see :mod:`mappings.instance_tasks`), and deletes the data volumes marked
+DeleteOnTermination; its outcome is observed in the background.
 
 **Attributes** CloudStack holds (instance type, user data, security groups) are read and
 changed there; the others (termination/stop protection, shutdown behaviour,
@@ -31,7 +31,7 @@ from mappings import instance_view
 from mappings.common import dry_run_checkpoint
 from mappings.instance_launch import MAX_USER_DATA, SHUTDOWN_BEHAVIOURS, find_groups, find_offering
 from mappings.instance_types import resolve_offering
-from mappings.instance_tasks import destroy, record_task, run_task
+from mappings.instance_tasks import destroy, may_expunge, record_task, run_task
 from mappings.instance_view import USER_SHUTDOWN, state, user_initiated
 
 FAN_OUT = 16
@@ -180,7 +180,9 @@ async def _terminate(ctx, store: InstanceStore, items: list[dict]) -> None:
     await store.record_transition(ids, user_initiated(), USER_SHUTDOWN)
     await store.record_terminating({item["InstanceId"]: instance_view.tombstone(item) for item in items})
     try:
-        jobs = await submit_all([lambda vm=item["VmId"]: destroy(ctx, vm, doomed.get(vm, [])) for item in items])
+        expunge = await may_expunge(ctx)
+        jobs = await submit_all([lambda vm=item["VmId"]: destroy(ctx, vm, doomed.get(vm, []), expunge=expunge)
+                                 for item in items])
     except Exception:
         await store.cancel_termination(ids)
         raise

@@ -30,13 +30,14 @@ from typing import Any
 from ec2bridge.backend_errors import translate
 from ec2bridge.cloudstack import BackendUnavailable, CloudStackError
 from ec2bridge.errors import EC2Error, invalid_value, missing_parameter
-from ec2bridge.ids import not_found, owner_id
+from ec2bridge.ids import owner_id
 from ec2bridge.stores.instances import InstanceRow, InstanceStore, TokenInUse
 from mappings import instance_view
 from mappings.common import dry_run_checkpoint
+from mappings.images import template_by_id
 from mappings.instance_tags import launch_tags
 from mappings.tags import create_cloudstack_tags
-from mappings.instance_tasks import destroy, record_task, run_task
+from mappings.instance_tasks import destroy, may_expunge, record_task, run_task
 from mappings.instance_types import resolve_offering
 from mappings.security_groups import group_not_found
 from mappings.zones import invalid_zones, visible_zones
@@ -192,18 +193,10 @@ async def find_zone(ctx, name: str | None) -> dict:
 
 
 async def find_template(ctx, image_id: str | None) -> list[dict]:
+    """The image's template, one entry per zone: any the caller may launch, shared ones included."""
     if not image_id:
         raise missing_parameter("ImageId")
-    record = await ctx.services.ids.backend_id("ami", image_id)
-    try:
-        entries = await ctx.cs_list("listTemplates", templatefilter="executable", id=record.backend_id)
-    except CloudStackError as error:
-        if error.code in (431, 531):
-            raise not_found("ami", image_id) from None
-        raise
-    if not entries:
-        raise not_found("ami", image_id)
-    return entries  # one entry per zone the template is in
+    return await template_by_id(ctx, image_id)
 
 
 async def find_key(ctx, name: str | None) -> str | None:
@@ -386,7 +379,10 @@ def launch_error(error: Exception | None, minimum: int) -> EC2Error:
 
 
 async def discard(ctx, vm_jobs: list[dict]) -> None:
-    """Remove VMs of a launch that did not happen: let each deploy end, then destroy + expunge."""
+    """Remove VMs of a launch that did not happen: let each deploy end, then destroy them (and
+    expunge them when CloudStack lets the caller)."""
+    expunge = await may_expunge(ctx)
+
     async def one(vm: dict) -> None:
         try:
             await ctx.services.cloudstack.poller.wait(ctx.creds, "deployVirtualMachine", vm["jobid"],
@@ -394,7 +390,7 @@ async def discard(ctx, vm_jobs: list[dict]) -> None:
         except CloudStackError:
             pass  # a failed deploy leaves the VM in Error; it is destroyed all the same
         try:
-            job_id = await destroy(ctx, vm["id"], [])
+            job_id = await destroy(ctx, vm["id"], [], expunge=expunge)
             await ctx.services.cloudstack.poller.wait(ctx.creds, "destroyVirtualMachine", job_id,
                                                       ctx.services.cloudstack.job_wait)
         except (CloudStackError, BackendUnavailable) as error:

@@ -10,6 +10,15 @@ answers with ``pending`` / ``shutting-down`` too); the outcome is observed after
 - **terminate**: wait for each destroy job; on success keep the instance's tombstone so that it
   stays visible as ``terminated``; on failure clear ``shutting-down``.
 
+**Removing a VM.** Terminated instances cannot come back on AWS, so the bridge expunges when
+CloudStack lets the caller: normal users may pass ``expunge`` only under
+``allow.user.expunge.recover.vm`` (false by default), and CloudStack refuses otherwise inside the
+destroy job, after accepting the call. ``listCapabilities`` answers the setting for the caller
+(``allowuserexpungerecovervm``, always true for admins), so it is asked once per call; without it
+the VM is destroyed and CloudStack's expunge thread removes it later (``expunge.delay``). Either
+way the bridge's tombstone keeps the instance visible as ``terminated`` for the hour AWS shows
+it, whether or not CloudStack lets users see destroyed VMs (``allow.user.view.destroyed.vm``).
+
 **Crash safety.** Every piece of work is a row in :class:`InstanceStore`'s ``tasks`` table,
 inserted before the first CloudStack call it depends on and updated after each step (job ids,
 created volume ids, finished instances). The worker renews a short lease while it waits. If the
@@ -37,7 +46,7 @@ from mappings.tags import create_cloudstack_tags
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0  # a worker renews its lease at a third of this; a dead one's task is free after it
-CAPACITY_CODES = (533,)  # CloudStack's InsufficientCapacityException
+CAPACITY_CODES = (533,)  # INSUFFICIENT_CAPACITY_ERROR: DeployVMCmd's InsufficientCapacityException
 INSUFFICIENT_CAPACITY = ("Server.InsufficientInstanceCapacity",
                          "Server.InsufficientInstanceCapacity: Insufficient capacity to satisfy instance request")
 
@@ -160,7 +169,7 @@ class Worker:
             await self.store.record_transition([entry["instance_id"]], "", reason)
         created = [v["id"] for v in entry.get("volumes", {}).values()]
         try:
-            job_id = await destroy(self.ctx, entry["vm_id"], created)
+            job_id = await destroy(self.ctx, entry["vm_id"], created, expunge=await may_expunge(self.ctx))
             await self.wait_job("destroyVirtualMachine", job_id)
         except CloudStackError as error:  # the VM stays in Error: still shown as terminated
             log.warning("could not remove failed instance %s: %s", entry["instance_id"], error)
@@ -178,23 +187,25 @@ class Worker:
         await self.save()
 
 
-async def destroy(ctx, vm_id: str, volume_ids: list[str]) -> str:
-    """Submit the removal of a VM (and the given data volumes); returns the job id.
+async def may_expunge(ctx) -> bool:
+    """Whether CloudStack lets the caller expunge VMs (see "Removing a VM" above). A caller whose
+    role may not list capabilities gets the plain destroy that every user may do."""
+    try:
+        capability = (await ctx.cs_call("listCapabilities")).get("capability") or {}
+    except CloudStackError as error:
+        log.warning("listCapabilities refused (%s): destroying without expunge", error)
+        return False
+    return capability.get("allowuserexpungerecovervm") is True
 
-    Terminated instances cannot come back on AWS, so the VM is expunged at once. CloudStack
-    lets a non-admin pass ``expunge`` only when ``allow.user.expunge.recover.vm`` is set; when
-    it refuses (531), the VM is destroyed and CloudStack's expunge thread removes it later.
-    """
-    params: dict[str, Any] = {"id": vm_id, "expunge": True}
+
+async def destroy(ctx, vm_id: str, volume_ids: list[str], *, expunge: bool) -> str:
+    """Submit the removal of a VM (and the given data volumes); returns the job id."""
+    params: dict[str, Any] = {"id": vm_id}
+    if expunge:
+        params["expunge"] = True
     if volume_ids:
         params["volumeids"] = volume_ids
-    try:
-        job = await ctx.services.cloudstack.submit(ctx.creds, "destroyVirtualMachine", params)
-    except CloudStackError as error:
-        if error.code != 531:
-            raise
-        job = await ctx.services.cloudstack.submit(ctx.creds, "destroyVirtualMachine",
-                                                   {k: v for k, v in params.items() if k != "expunge"})
+    job = await ctx.services.cloudstack.submit(ctx.creds, "destroyVirtualMachine", params)
     return job["jobid"]
 
 

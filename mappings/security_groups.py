@@ -41,6 +41,11 @@ asked, never by reading CloudStack's English.
 that match no rule are returned in ``UnknownIpPermissions`` and the call succeeds, revoking the
 ones that matched. Rule ids (``SecurityGroupRuleIds``) must all exist, or nothing is revoked.
 
+**Delete** answers ``DependencyViolation`` for a group that instances use or another group's
+rule allows, before calling CloudStack (which refuses both with 536), so DryRun answers as the
+call would. CloudStack also counts a group's rules that allow the group itself; AWS does not,
+so those rules are revoked just before the group is deleted.
+
 Limits (CloudStack cannot express them, so they are refused with a clear error rather than
 approximated): ICMP "one type, every code" (CloudStack needs a code once a type is given),
 ICMPv6 types, TCP/UDP port 0 alone (CloudStack reads 0-0 as every port), prefix lists, and
@@ -692,11 +697,21 @@ def dependency_violation(group_id: str) -> EC2Error:
     return EC2Error("DependencyViolation", f"resource {group_id} has a dependent object")
 
 
-def is_referenced(group: dict, groups: Groups) -> bool:
-    source_owner, name = owner_id(owner_key(group)), group.get("name")
-    return any(rule.key.source == Source("group", name, source_owner)
-               for other in groups.objects if other["id"] != group["id"]
-               for direction in (INGRESS, EGRESS) for rule in groups.rules(other, direction))
+def references_to(group: dict, groups: Groups, *, own: bool) -> list[tuple[Direction, Rule]]:
+    """Rules that allow ``group``: in the group itself (``own``) or in the caller's other groups."""
+    source = Source("group", group.get("name", ""), owner_id(owner_key(group)))
+    return [(direction, rule) for holder in groups.objects if (holder["id"] == group["id"]) == own
+            for direction in (INGRESS, EGRESS) for rule in groups.rules(holder, direction)
+            if rule.key.source == source]
+
+
+async def revoke_self_references(ctx: Any, group: dict, groups: Groups) -> None:
+    """CloudStack refuses (536) to delete a group any rule allows, its own rules included; AWS
+    deletes a group that allows itself, so those rules go first."""
+    for direction in (INGRESS, EGRESS):
+        rules = [rule for d, rule in references_to(group, groups, own=True) if d is direction]
+        if rules:
+            await revoke_rules(ctx, direction, rules)
 
 
 async def delete_security_group(ctx: Any, request: dict) -> dict:
@@ -708,9 +723,10 @@ async def delete_security_group(ctx: Any, request: dict) -> dict:
                        f'the specified group: "{group_id}" name: "default" cannot be deleted by a user')
     # CloudStack refuses (536) a group that VMs use or other groups' rules allow; asking first
     # lets DryRun answer as the real call would.
-    if int(group.get("virtualmachinecount") or 0) > 0 or is_referenced(group, groups):
+    if int(group.get("virtualmachinecount") or 0) > 0 or references_to(group, groups, own=False):
         raise dependency_violation(group_id)
     dry_run_checkpoint(request)
+    await revoke_self_references(ctx, group, groups)
     try:
         await ctx.cs_call("deleteSecurityGroup", id=group["id"])
     except CloudStackError as error:

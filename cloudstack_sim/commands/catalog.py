@@ -161,14 +161,18 @@ def list_vpc_offerings(call: Call):
 
 @command("listCapabilities")
 def list_capabilities(call: Call):
+    """``ManagementServerImpl.listCapabilities``: the destroyed-VM settings as they apply to the
+    caller (``setting | isCallerAdmin``)."""
     zone_sg = any(zone["sg_enabled"] for zone in call.state.store("zone"))
+    config = call.state.config
     return {"capability": {
         "securitygroupsenabled": zone_sg, "dynamicrolesenabled": True, "cloudstackversion": VERSION,
         "userpublictemplateenabled": True, "supportELB": "false", "projectinviterequired": False,
         "allowusercreateprojects": True, "customdiskofferingminsize": CUSTOM_DISK_MIN_GB,
         "customdiskofferingmaxsize": CUSTOM_DISK_MAX_GB, "regionsecondaryenabled": False,
         "kvmsnapshotenabled": False, "apilimitinterval": 1, "apilimitmax": 0,
-        "allowuserviewdestroyedvm": True, "allowuserexpungerecovervm": True,
+        "allowuserviewdestroyedvm": config.allow_user_view_destroyed_vm or call.is_admin,
+        "allowuserexpungerecovervm": config.allow_user_expunge_recover_vm or call.is_admin,
         "allowuserexpungerecovervolume": True, "allowuserviewalldomainaccounts": False,
         "allowuserforcestopvm": True, "kubernetesserviceenabled": False,
         "kubernetesclusterexperimentalfeaturesenabled": False, "defaultuipagesize": 20,
@@ -184,6 +188,6 @@ def list_apis(call: Call):
         names = [name for name in names if name == call.get("name")]
         if not names:
             from ..errors import invalid_parameter
-            raise invalid_parameter(f"Api Discovery plugin was unable to find an api by that name or process "
-                                    f"any apis")
+            raise invalid_parameter("Api Discovery plugin was unable to find an api by that name or process "
+                                    "any apis")
     return call.page([DISCOVERY[name] for name in names])

@@ -417,7 +417,7 @@ def unset_static_nat(state: SimState, address: dict) -> None:
 def disable_static_nat(call: Call):
     address, state = call.owned("public_ip", call.get("ipaddressid")), call.state
     if not address.get("vm_id"):
-        raise invalid_parameter(f"Specified IP address id is not associated with any vm Id")
+        raise invalid_parameter("Specified IP address id is not associated with any vm Id")
 
     def work() -> dict:
         unset_static_nat(state, address)

@@ -2,10 +2,23 @@
 
 Each account gets its ``default`` group on first use (CloudStack creates it with the account in a
 security-group zone). Authorizing rules runs in an async job, as CloudStack's
-``AuthorizeSecurityGroupIngressCmd`` does: rules that already exist are skipped, the job result
-lists only the rules it added, and a call that adds none fails with "Failed to authorize security
-group ingress rule(s)" - the duplicate-rule error CloudStack gives. Each rule carries its own
-``tags`` (``ResourceObjectType.SecurityGroupRule``); revoking the rule deletes them.
+``AuthorizeSecurityGroupIngressCmd`` does, and the job validates the request as
+``SecurityGroupManagerImpl.authorizeSecurityGroupRule`` does (each refusal an
+``InvalidParameterValueException``, so the job fails with 431):
+
+* at least one CIDR or one ``usersecuritygrouplist`` entry; every CIDR valid; each group entry
+  names an ``account`` of the group owner's domain and one of that account's groups;
+* the protocol is tcp, udp, icmp, all (the default) or a number 0-255, where ``1`` becomes icmp
+  type -1 code -1; ``all`` takes no ports; other numbers ignore any ports; ``all`` and numbered
+  rules are stored with ports 0/0;
+* tcp/udp need both ports, 0-0 means 0-65535, and ports must be ordered and within 0-65535;
+* icmp needs a type and a code (-1/-1 is every type; a type other than -1 needs a code).
+
+Rules that already exist are skipped, the job result lists only the rules it added, and a call
+that adds none fails with "Failed to authorize security group ingress rule(s)" - the duplicate-rule
+error CloudStack gives. ``deleteSecurityGroup`` refuses (536) a group that any rule references or
+any VM uses. Each rule carries its own ``tags`` (``ResourceObjectType.SecurityGroupRule``);
+revoking the rule deletes them.
 """
 
 from __future__ import annotations
@@ -21,7 +34,8 @@ from ..state import SimState, new_uuid
 from .common import owner_fields, success
 
 DEFAULT_GROUP = "default"
-PROTOCOL_NAMES = {"tcp", "udp", "icmp", "all"}
+PROTOCOL_NAMES = {"tcp", "udp", "icmp", "all"}   # NetUtils.isValidSecurityGroupProto
+MAX_PORT = 65535
 
 
 def default_group(state: SimState, account: dict) -> dict:
@@ -86,8 +100,10 @@ def find_group(call: Call, group_id: str | None, name: str | None) -> dict:
 @command("deleteSecurityGroup")
 def delete_security_group(call: Call):
     group = find_group(call, call.get("id"), call.get("name"))
-    if group["name"] == DEFAULT_GROUP:
+    if group["name"].lower() == DEFAULT_GROUP:
         raise invalid_parameter("The network group default is reserved")
+    if allowing_rules(call.state, group):
+        raise resource_in_use("Cannot delete group when there are security rules that allow this group")
     if group["vm_ids"]:
         raise resource_in_use("Cannot delete group when it's in use by virtual machines")
     for rule in group["ingress"] + group["egress"]:
@@ -96,40 +112,111 @@ def delete_security_group(call: Call):
     return success()
 
 
-def parse_rules(call: Call) -> list[dict]:
-    protocol = (call.get("protocol") or "all").lower()
-    if protocol not in PROTOCOL_NAMES and not (protocol.isdigit() and 0 <= int(protocol) <= 255):
+def allowing_rules(state: SimState, group: dict) -> list[dict]:
+    """``listByAllowedSecurityGroupId``: the rules of any group (this one's too) that allow ``group``."""
+    return [rule for other in state.store("security_group") for rule in other["ingress"] + other["egress"]
+            if rule.get("group_id") == group["id"]]
+
+
+def parse_rules(call: Call, group: dict) -> list[dict]:
+    """The rules a request asks for, validated in ``authorizeSecurityGroupRule``'s order."""
+    cidrs, references = call.get("cidrlist") or [], call.get("usersecuritygrouplist") or []
+    if not cidrs and not references:
+        raise invalid_parameter("At least one cidr or at least one security group needs to be specified")
+    for cidr in cidrs:
+        validate_cidr(cidr)
+    rule = protocol_and_ports(call)
+    sources = [resolve_reference(call, group, rule, entry) for entry in references]
+    return sources + [{**rule, "cidr": cidr} for cidr in cidrs]
+
+
+def protocol_and_ports(call: Call) -> dict:
+    protocol = (call.get("protocol") or "all").strip().lower()
+    icmp_type, icmp_code = call.get("icmptype"), call.get("icmpcode")
+    if protocol.isdigit():   # StringUtils.isNumeric: no sign, so "-1" is an unknown name below
+        if int(protocol) == 1:   # ICMP by number is every ICMP type and code
+            protocol, icmp_type, icmp_code = "icmp", -1, -1
+        elif int(protocol) > 255:
+            raise invalid_parameter(f"Invalid protocol number: {int(protocol)}")
+    elif protocol not in PROTOCOL_NAMES:
         raise invalid_parameter(f"Invalid protocol {protocol}")
-    rule: dict = {"protocol": protocol}
+    if protocol == "icmp":
+        return {"protocol": protocol, **icmp_type_and_code(icmp_type, icmp_code)}
+    start, end = call.get("startport"), call.get("endport")
+    if protocol == "all" and (start is not None or end is not None):
+        raise invalid_parameter("Cannot specify startPort or endPort without specifying protocol")
     if protocol in ("tcp", "udp"):
-        start, end = call.get("startport"), call.get("endport")
-        if start is None or end is None:
-            raise invalid_parameter(f"Invalid port range {start}:{end}")
-        if not (0 <= start <= 65535 and 0 <= end <= 65535 and start <= end):
-            raise invalid_parameter(f"Invalid port range {start}:{end}")
-        rule.update(startport=start, endport=end)
-    elif protocol == "icmp":
-        icmp_type = call.get("icmptype", -1)
-        icmp_code = call.get("icmpcode", -1)
-        if not (-1 <= icmp_type <= 255 and -1 <= icmp_code <= 255):
-            raise invalid_parameter(f"Invalid icmp type/code {icmp_type}/{icmp_code}")
-        rule.update(icmptype=icmp_type, icmpcode=icmp_code)
-    sources = [{**rule, "cidr": str(validate_cidr(cidr))} for cidr in call.get("cidrlist") or []]
-    for entry in call.get("usersecuritygrouplist") or []:
-        sources.append({**rule, "group": entry.get("group"), "group_account": entry.get("account")})
-    if not sources:
-        sources = [{**rule, "cidr": "0.0.0.0/0"}]
-    return sources
+        return {"protocol": protocol, **port_range(start, end)}
+    # "all", and numbered protocols, whose ports CloudStack ignores (ProtocolAclRule)
+    return {"protocol": protocol, "startport": 0, "endport": 0}
 
 
-def validate_cidr(text: str):
+def icmp_type_and_code(icmp_type: int | None, icmp_code: int | None) -> dict:
+    if icmp_type is None or icmp_code is None:
+        raise invalid_parameter(f"Invalid ICMP type/code specified, icmpType = {java(icmp_type)}, "
+                                f"icmpCode = {java(icmp_code)}")
+    if icmp_type == -1 and icmp_code != -1:
+        raise invalid_parameter("Invalid icmp code")
+    if icmp_type != -1 and icmp_code == -1:
+        raise invalid_parameter("Invalid icmp code: need non-negative icmp code ")
+    if not (-1 <= icmp_type <= 255 and -1 <= icmp_code <= 255):
+        raise invalid_parameter("Invalid icmp type/code ")
+    return {"icmptype": icmp_type, "icmpcode": icmp_code}
+
+
+def port_range(start: int | None, end: int | None) -> dict:
+    if start is None or end is None:
+        raise invalid_parameter(f"Invalid port range specified, startPort = {java(start)}, endPort = {java(end)}")
+    if start == 0 and end == 0:   # 0-0 is every port
+        end = MAX_PORT
+    if start > end:
+        raise invalid_parameter(f"Invalid port range {start}:{end}")
+    if start > MAX_PORT or end > MAX_PORT or start < -1 or end < -1:
+        raise invalid_parameter(f"Invalid port numbers {start}:{end}")
+    if start < 0 or end < 0:
+        raise invalid_parameter(f"Invalid port range {start}:{end}")
+    return {"startport": start, "endport": end}
+
+
+def java(value) -> str:
+    """How Java's string concatenation prints an Integer that may be null."""
+    return "null" if value is None else str(value)
+
+
+def resolve_reference(call: Call, group: dict, rule: dict, entry: dict) -> dict:
+    """A ``usersecuritygrouplist`` entry: a group of an account in the group owner's domain."""
+    name, account_name = entry.get("group"), entry.get("account")
+    if name is None or account_name is None:
+        raise invalid_parameter("Invalid user group specified, fields 'group' and 'account' cannot be null, please "
+                                "specify groups in the form:  userGroupList[0].group=XXX&userGroupList[0].account=YYY")
+    state = call.state
+    domain_id = state.get("account", group["account_id"])["domain_id"]
+    account = next((a for a in state.store("account") if a["name"] == account_name and a["domain_id"] == domain_id),
+                   None)
+    ports = f"{rule.get('startport', rule.get('icmptype'))}:{rule.get('endport', rule.get('icmpcode'))}"
+    if account is None:
+        raise invalid_parameter(f"Nonexistent account: {account_name} when trying to authorize security group rule  "
+                                f"for {group['id']}:{rule['protocol']}:{ports}")
+    allowed = next((g for g in state.store("security_group").owned_by(account["id"]) if g["name"] == name), None)
+    if allowed is None:
+        raise invalid_parameter(f"Nonexistent group {name} for account {account_name}/{domain_id} is given, unable "
+                                "to authorize security group rule.")
+    return {**rule, "group": allowed["name"], "group_account": account["name"], "group_id": allowed["id"]}
+
+
+def validate_cidr(text: str) -> str:
+    """``NetUtils.isValidIp4Cidr || isValidIp6Cidr``: an address and a prefix length."""
     try:
-        return ipaddress.ip_network(text.strip(), strict=False)
+        if "/" not in text:
+            raise ValueError(text)
+        ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         raise invalid_parameter(f"Invalid cidr {text}") from None
+    return text
 
 
 def same_rule(a: dict, b: dict) -> bool:
+    """``findByProtoPortsAndCidr`` / ``findByProtoPortsAndAllowedGroupId``."""
     fields = ("protocol", "startport", "endport", "icmptype", "icmpcode", "cidr", "group", "group_account")
     return all(a.get(field) == b.get(field) for field in fields)
 
@@ -141,7 +228,7 @@ def authorize(call: Call, direction: str):
 
     def work() -> dict:
         added = []
-        for candidate in parse_rules(call):
+        for candidate in parse_rules(call, group):
             if any(same_rule(candidate, existing) for existing in group[direction] + added):
                 continue
             added.append({"ruleid": new_uuid(), **candidate})

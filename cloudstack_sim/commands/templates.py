@@ -7,9 +7,11 @@
   featured), ``self``/``selfexecutable`` (owned), ``shared``/``sharedexecutable`` (a launch
   permission names them), ``executable`` (owned or public - *not* shared ones) and ``all`` (root
   admins only: everything; a normal user's ``all`` is refused). ``id``/``ids`` narrow that set.
-* Known difference, kept while the bridge relies on it: CloudStack does not apply the filter when
-  ``id`` is given (it lists the template if the caller may launch it, and answers 531 for another
-  account's private template that was not shared); the simulator still applies it.
+* ``id`` bypasses the filter (the "specially handled" template id of ``searchForTemplatesInternal``):
+  the template is listed if the caller may launch it (``DomainChecker``: public, own, shared with
+  a launch permission, or any for a root admin) and another account's unshared private template
+  is a 531. The filter still decides readiness, and ``all`` is still refused to normal users.
+  ``ids`` (plural) is an ordinary filter over the templatefilter's set.
 * Only ready templates are listed for ``featured``, ``community``, ``selfexecutable`` and
   ``sharedexecutable``, for ``executable`` only when an admin names the account
   (``ListTemplatesCmd.listInReadyState``), and for any filter with ``isready=true`` (4.21).
@@ -114,7 +116,8 @@ def list_templates(call: Call):
         raise invalid_parameter(f"Please specify a valid template filter: one of {', '.join(FILTERS)}")
     if name == "all" and not call.is_admin:
         raise invalid_parameter("Filter all can be specified by admin only")
-    rows = call.filtered(templates_by_filter(call, name), keyword_fields=("name", "displaytext"))
+    candidates = template_by_id(call, name) if call.get("id") else templates_by_filter(call, name)
+    rows = call.filtered(candidates, keyword_fields=("name", "displaytext"))
     if only_ready(call, name):
         rows = [t for t in rows if t["isready"]]
     if call.get("hypervisor"):
@@ -124,6 +127,14 @@ def list_templates(call: Call):
     rows.sort(key=lambda t: t.get("sortkey", 0))   # sortKey first, then creation (stable sort)
     entries = [(t, zone) for t in rows for zone in t["zone_ids"] if call.get("zoneid") in (None, zone)]
     return call.page([t for t, _ in entries], "template", [zone for _, zone in entries])
+
+
+def template_by_id(call: Call, name: str) -> list[dict]:
+    """The template ``id`` names, whatever the filter, if the caller may launch it; a removed one's
+    uuid is valid (``findByIdIncludingRemoved``) but lists nothing."""
+    permitted_accounts(call, name)   # buildACLSearchParameters still checks ``account``
+    template = call.state.get("template", call.get("id"))
+    return [check_launch(call, template)] if template is not None else []
 
 
 def templates_by_filter(call: Call, name: str) -> list[dict]:
@@ -387,43 +398,67 @@ def owned_template(call: Call) -> dict:
 
 @command("updateTemplatePermissions")
 def update_template_permissions(call: Call):
+    """``TemplateManagerImpl.updateTemplateOrIsoPermissions``: accounts are names in the owner's
+    domain; the caller's own name is skipped (an owner may always launch); ``reset`` also makes
+    the template private and not featured."""
     template, state = owned_template(call), call.state
-    accounts, operation = call.get("accounts") or [], (call.get("op") or "").lower()
-    if accounts and operation not in ("add", "remove", "reset"):
+    accounts, operation = call.get("accounts"), (call.get("op") or "").lower()
+    if accounts is not None and operation not in ("add", "remove", "reset"):
         raise invalid_parameter("Invalid operation on accounts, the operation must be either 'add' or 'remove' "
                                 "in order to modify launch permissions.  Given operation is: '%s'" % call.get("op"))
-    names = {account["name"] for account in state.store("account")}
-    unknown = [name for name in accounts if name not in names]
-    if unknown:
-        raise invalid_parameter(f"Unable to find account {unknown[0]} in domain id=1")
-    if operation == "add":
-        template["permitted_accounts"] = sorted(set(template["permitted_accounts"]) | set(accounts))
-    elif operation == "remove":
-        template["permitted_accounts"] = [n for n in template["permitted_accounts"] if n not in accounts]
-    elif operation == "reset":
-        template["permitted_accounts"] = []
-    for flag in ("ispublic", "isextractable"):
+    if "isextractable" in call.values and not call.is_admin:
+        raise invalid_parameter("Only ROOT admins are allowed to modify isExtractable attribute.")
+    if operation in ("add", "remove") and accounts is None:
+        raise invalid_parameter(f"Operation {operation} requires accounts or projectIds to be passed in")
+    named = accounts_in_owner_domain(call, template, accounts or [], strict=operation == "add")
+    if "isfeatured" in call.values and not call.is_admin and call.get("isfeatured"):
+        raise permission_denied("Only admins can mark templates as featured")
+    for flag in ("ispublic", "isextractable", "isfeatured"):
         if flag in call.values:
             template[flag] = call.get(flag)
-    if "isfeatured" in call.values:
-        if not call.is_admin and call.get("isfeatured"):
-            raise permission_denied("Only admins can mark templates as featured")
-        template["isfeatured"] = call.get("isfeatured")
+    change_permissions(call, template, operation, named)
     state.touch(template)
     return success()
+
+
+def change_permissions(call: Call, template: dict, operation: str, named: list[dict]) -> None:
+    permitted = template["permitted_accounts"]
+    if operation == "add":
+        additions = [a["name"] for a in named if a["id"] != call.account["id"] and a["name"] not in permitted]
+        template["permitted_accounts"] = permitted + additions
+    elif operation == "remove":
+        template["permitted_accounts"] = [n for n in permitted if n not in {a["name"] for a in named}]
+    elif operation == "reset":
+        template.update(permitted_accounts=[], ispublic=False, isfeatured=False)
+
+
+def accounts_in_owner_domain(call: Call, template: dict, names: list[str], *, strict: bool) -> list[dict]:
+    """The named accounts of the template owner's domain; an unknown name refuses an ``add``."""
+    owner = call.state.get("account", template["account_id"])
+    domain = call.state.get("domain", owner["domain_id"]) or {}
+    found = {a["name"]: a for a in call.state.store("account") if a["domain_id"] == owner["domain_id"]}
+    missing = [name for name in names if name not in found]
+    if strict and missing:
+        raise invalid_parameter(f"Unable to grant a launch permission to account {missing[0]} in domain "
+                                f"id={domain.get('id')}, account not found.  No permissions updated, please "
+                                "verify the account names and retry.")
+    return [found[name] for name in names if name in found]
 
 
 @command("listTemplatePermissions")
 def list_template_permissions(call: Call):
     """``TemplateManagerImpl.listTemplatePermissions``: a removed template is not found; a private one
-    needs launch access."""
+    needs launch access and lists its owner's name after the permitted accounts ("also add the
+    owner if not public"). ``createTemplatePermissionsResponse`` gives the owner's ``domainid``
+    only in the root admin's (``Full``) view."""
     template = call.state.get("template", call.get("id"))
     if template is None:
         raise invalid_parameter(f"unable to find template with id {call.get('id')}")
     if not template["ispublic"]:
         check_launch(call, template)
     owner = call.state.get("account", template["account_id"])
-    # gson drops the account list when no account holds a launch permission.
+    names = list(template["permitted_accounts"]) + ([] if template["ispublic"] else [owner["name"]])
+    # gson drops the account list when it is empty (a public template nobody was granted).
     return {"templatepermission": compact({"id": template["id"], "ispublic": template["ispublic"],
-                                           "domainid": owner["domain_id"],
-                                           "account": list(template["permitted_accounts"]) or None})}
+                                           "domainid": owner["domain_id"] if call.is_admin else None,
+                                           "account": names or None})}

@@ -9,6 +9,13 @@ gets a generated password: returned in clear in the deploy result, and by ``getV
 with the VM's SSH public key (RSA PKCS#1 v1.5, base64), only when the VM has a key pair. A
 ``volumeid``/``snapshotid`` to deploy from (4.20+) is checked as CloudStack checks it (a live object
 of the caller's, KVM templates only), but the VM is still built from ``templateid``.
+
+Two global settings (``SimConfig``) shape what normal users may do with destroyed VMs, as in
+CloudStack: ``allow.user.view.destroyed.vm`` (``listVirtualMachines`` hides Destroyed and
+Expunging VMs from them unless set) and ``allow.user.expunge.recover.vm`` (``destroyVirtualMachine``
+with ``expunge=true``, ``expungeVirtualMachine`` and ``recoverVirtualMachine`` are refused with a
+``PermissionDeniedException`` unless set - inside the job for the async commands, whose
+``execute`` makes the check). Both are false by default, as CloudStack ships them.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..context import Call
-from ..errors import ApiError, invalid_parameter
+from ..errors import ApiError, invalid_parameter, permission_denied
 from ..jobs import pending_fields, submit_response
 from ..render import compact, cs_date, renderer
 from ..spec import command
@@ -42,6 +49,8 @@ MAX_USERDATA_BYTES = 32768         # vm.userdata.max.length
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 HOST = {"id": "c0a8e2b4-5f1e-4d47-9a4b-51a7d5c0ffee", "name": "SimulatedAgent.sim-host-1"}
 LIVE_STATES = ("Running", "Stopped", "Starting", "Stopping")
+GONE_STATES = ("Destroyed", "Expunging")
+SETTING_TEXT = "Or when the allow.user.expunge.recover.vm key is set."
 BAD_NAME = ("Invalid name. Vm name can contain ASCII letters 'a' through 'z', the digits '0' through '9', and the "
             "hyphen ('-'), must be between 1 and 63 characters long, and can't start or end with \"-\" and can't "
             "start with digit")
@@ -378,11 +387,24 @@ def reboot_virtual_machine(call: Call):
     return lifecycle_job(call, vm, transitional=None, allowed=("Running",), verb="reboot", finish=finish)
 
 
+def may_expunge_or_recover(call: Call) -> bool:
+    return call.is_admin or call.state.config.allow_user_expunge_recover_vm
+
+
+def refused_in_job(call: Call, vm: dict, text: str) -> dict:
+    """A job that fails at once with a ``PermissionDeniedException`` and leaves the VM as it was."""
+    def work() -> dict:
+        raise permission_denied(text)
+    return submit_response(call.state.jobs.submit(call, instance_type="VirtualMachine", instance=vm, work=work))
+
+
 @command("destroyVirtualMachine")
 def destroy_virtual_machine(call: Call):
     vm, state = call.owned("vm", call.get("id")), call.state
     expunge = bool(call.get("expunge"))
     doomed = [call.owned("volume", volume_id) for volume_id in call.get("volumeids") or []]
+    if expunge and not may_expunge_or_recover(call):
+        return refused_in_job(call, vm, f"Parameter expunge can be passed by Admin only. {SETTING_TEXT}")
 
     def finish() -> dict:
         release_attachments(state, vm)
@@ -436,6 +458,8 @@ def expunge_virtual_machine(call: Call):
     vm, state = call.owned("vm", call.get("id")), call.state
     if vm["state"] != "Destroyed":
         raise invalid_parameter("Please destroy vm with specified vmId before expunge")
+    if not may_expunge_or_recover(call):
+        return refused_in_job(call, vm, f"Expunging a vm can only be done by an Admin. {SETTING_TEXT}")
 
     def work() -> dict:
         expunge_now(state, vm)
@@ -446,6 +470,8 @@ def expunge_virtual_machine(call: Call):
 @command("recoverVirtualMachine")
 def recover_virtual_machine(call: Call):
     vm, state = call.owned("vm", call.get("id")), call.state
+    if not may_expunge_or_recover(call):
+        raise permission_denied(f"Recovering a vm can only be done by an Admin. {SETTING_TEXT}")
     if vm["state"] != "Destroyed":
         raise invalid_parameter(f"Unable to recover VM {vm['name']} as it is not in Destroyed state")
     vm["state"] = "Stopped"
@@ -460,6 +486,9 @@ def recover_virtual_machine(call: Call):
 @command("updateVirtualMachine")
 def update_virtual_machine(call: Call):
     vm, state = call.owned("vm", call.get("id")), call.state
+    groups = requested_groups(call, vm)
+    if groups is not None and in_security_group_network(state, vm):
+        replace_groups(call, vm, groups)
     if call.get("name") and call.get("name") != vm["name"]:
         if vm["state"] != "Stopped":
             raise invalid_parameter("Vm name can't be changed unless the vm is stopped")
@@ -468,15 +497,52 @@ def update_virtual_machine(call: Call):
         vm["name"] = call.get("name")
     if call.get("userdata") is not None:
         vm["userdata"] = check_userdata(call)
-    for group_id in call.get("securitygroupids") or ():
-        # Every named group must exist; moving the VM between groups is not simulated yet.
-        call.owned("security_group", group_id)
     for param, field in (("displayname", "displayname"), ("group", "group"), ("haenable", "haenable"),
                          ("displayvm", "displayvm")):
         if param in call.values:
             vm[field] = call.get(param)
     changed(state, vm)
     return vm_result(state, vm)
+
+
+def requested_groups(call: Call, vm: dict) -> list[dict] | None:
+    """``getSecurityGroupIdList``: the ids (each the caller's to use) or the names (the VM owner's
+    groups), never both; None when neither is given."""
+    ids, names = call.get("securitygroupids"), call.get("securitygroupnames")
+    if ids is not None and names is not None:
+        raise invalid_parameter("securitygroupids parameter is mutually exclusive with securitygroupnames parameter")
+    if ids is not None:
+        return [call.owned("security_group", group_id) for group_id in ids]
+    if names is None:
+        return None
+    owned = {g["name"]: g for g in call.state.store("security_group").owned_by(vm["account_id"])}
+    missing = [name for name in names if name not in owned]
+    if missing:
+        raise invalid_parameter(f"Unable to find group by name {missing[0]}")
+    return [owned[name] for name in names]
+
+
+def in_security_group_network(state: SimState, vm: dict) -> bool:
+    """``checkSecurityGroupSupportForNetwork``: groups apply only to VMs on a security-group network
+    (the zone's shared guest network); elsewhere ``updateVirtualMachine`` ignores them."""
+    return any((state.get("network", nic["network_id"]) or {}).get("type") == "Shared" for nic in vm["nics"])
+
+
+def replace_groups(call: Call, vm: dict, groups: list[dict]) -> None:
+    """``updateSecurityGroup``: only a stopped VM changes groups (removed from all, added to these)."""
+    if vm["state"] != "Stopped":
+        raise invalid_parameter(f"VM {vm['id']} must be stopped prior to update security groups")
+    state = call.state
+    for group_id in vm["security_group_ids"]:
+        group = state.get("security_group", group_id)
+        if group and vm["id"] in group["vm_ids"]:
+            group["vm_ids"].remove(vm["id"])
+            state.touch(group)
+    vm["security_group_ids"] = list(dict.fromkeys(group["id"] for group in groups))
+    for group in groups:
+        if vm["id"] not in group["vm_ids"]:
+            group["vm_ids"].append(vm["id"])
+            state.touch(group)
 
 
 @command("changeServiceForVirtualMachine")
@@ -512,7 +578,10 @@ def get_vm_password(call: Call):
 
 @command("listVirtualMachines")
 def list_virtual_machines(call: Call):
+    """``searchForUserVMs``; ``userdata=true`` (4.18+) adds each VM's base64 ``userdata``."""
     rows = call.filtered(list(call.scoped("vm")), name_exact=False, keyword_fields=("name", "displayname"))
+    if not call.is_admin and not call.state.config.allow_user_view_destroyed_vm:
+        rows = [vm for vm in rows if vm["state"] not in GONE_STATES]
     wanted_state = (call.get("state") or "").lower()
     if wanted_state == "present":
         rows = [vm for vm in rows if vm["state"] not in ("Destroyed", "Expunging")]
@@ -535,7 +604,16 @@ def list_virtual_machines(call: Call):
         rows = [vm for vm in rows if call.get("securitygroupid") in vm["security_group_ids"]]
     if call.get("displayname"):
         rows = [vm for vm in rows if vm["displayname"] == call.get("displayname")]
-    return call.page(rows, "vm")
+    listing = call.page(rows, "vm")
+    if call.get("userdata"):   # rare: rendered past the cache rather than caching a second form
+        listing.rows = [with_userdata(call.state, vm) for vm in listing.rows]
+        listing.kind = None
+    return listing
+
+
+def with_userdata(state: SimState, vm: dict) -> dict:
+    rendered = state.render("vm", vm)
+    return {**rendered, "userdata": vm["userdata"]} if vm.get("userdata") is not None else rendered
 
 
 # -- bulk seeding for benchmarks and tests ----------------------------------------------------

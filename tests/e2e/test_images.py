@@ -322,6 +322,28 @@ def test_executable_by_scopes(world, owner, stranger):
         "shared-with-stranger"}
 
 
+def test_an_image_shared_with_the_caller_by_id(world, owner, stranger):
+    owner_account, _, owner_client = owner
+    stranger_account, _, stranger_client = stranger
+    world.template(owner_account, "shared-by-id", permitted_accounts=[stranger_account["name"]])
+    [image] = owner_client.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["shared-by-id"]}])[
+        "Images"]
+    image_id = image["ImageId"]
+    [seen] = stranger_client.describe_images(ImageIds=[image_id])["Images"]
+    assert seen["OwnerId"] == world.owner_id(owner_account)
+    assert _names(stranger_client.describe_images(ImageIds=[image_id], ExecutableUsers=["self"])) == {"shared-by-id"}
+    stranger_id = world.owner_id(stranger_account)
+    assert _names(owner_client.describe_images(ImageIds=[image_id], ExecutableUsers=[stranger_id])) == {
+        "shared-by-id"}
+    described = stranger_client.describe_image_attribute(ImageId=image_id, Attribute="description")
+    assert described["Description"] == {"Value": "shared-by-id built for tests"}
+    with pytest.raises(botocore.exceptions.ClientError) as error:  # visible and launchable, but not its own
+        stranger_client.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
+    assert _code(error) == "AuthFailure"
+    permissions = owner_client.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
+    assert permissions["LaunchPermissions"] == [{"UserId": stranger_id}]  # CloudStack also names the owner
+
+
 # --- image attributes ---------------------------------------------------------------------------
 
 def test_describe_image_attribute(images, owner):

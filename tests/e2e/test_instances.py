@@ -1,16 +1,20 @@
 """Instances end to end through boto3: DescribeInstances, DescribeInstanceStatus, the
-Start/Stop/Reboot/Terminate lifecycle (with boto3's waiters), attributes, passwords, console.
+Start/Stop/Reboot/Terminate lifecycle (with boto3's waiters), attributes, passwords, console,
+and termination under each of CloudStack's destroyed-VM settings.
 
 Every test works in CloudStack accounts created for this module in the simulator (their API
 keys are EC2 keys through auto-enrollment), so the instances asserted on are only these tests'
-and other modules sharing the session's bridge are unaffected. ``World`` and ``launch`` are
-shared with the other instance test modules.
+and other modules sharing the session's bridge are unaffected. The session's simulator has
+CloudStack's default settings; the settings tests run a bridge on a simulator of their own.
+``World`` and ``launch`` are shared with the other instance test modules.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
+import threading
 import uuid
 
 import botocore.exceptions
@@ -18,9 +22,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+import cloudstack_sim
+from cloudstack_sim import SimConfig
 from cloudstack_sim.faults import FaultRule
 from cloudstack_sim.seed import USER_TYPE, add_account, add_user
+from ec2bridge.config import Config
 from mappings import instance_view
+from mappings.instance_tasks import Background
+from tests.bridge_server import BridgeServer
 
 FAST = {"Delay": 0.1, "MaxAttempts": 100}
 
@@ -163,7 +172,23 @@ def test_lifecycle_with_waiters_and_describe_fields(user, world):
     world.settle()
     gone = instances(user, InstanceIds=ids)
     assert {i["State"]["Name"] for i in gone} == {"terminated"} and all(i["BlockDeviceMappings"] == [] for i in gone)
-    assert all(world.vm(user, i) is None for i in ids)  # expunged in CloudStack, still visible for an hour
+    # CloudStack's defaults (the embedded simulator's): users may neither expunge nor see destroyed
+    # VMs, so the VMs wait for CloudStack's expunge thread, and the bridge shows them for an hour.
+    assert {world.vm(user, i)["state"] for i in ids} == {"Destroyed"}
+
+
+def test_terminate_when_capabilities_cannot_be_read(world):
+    ec2 = world.client("nocaps")
+    [instance] = launch(ec2)
+    # A role without listCapabilities: the bridge destroys, which every user may do.
+    world.fault(FaultRule(command="listCapabilities", error_rate=1.0, error_code=432,
+                          error_text="The user is not allowed to request the API command or the API command does "
+                                     "not exist"))
+    ec2.terminate_instances(InstanceIds=[instance])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance], WaiterConfig=FAST)
+    world.settle()
+    assert world.vm(ec2, instance)["state"] == "Destroyed"
+    assert instances(ec2, InstanceIds=[instance])[0]["State"]["Name"] == "terminated"
 
 
 def test_noop_transitions_and_incorrect_states(user, world):
@@ -386,21 +411,36 @@ def test_block_device_delete_on_termination_is_kept(user, world):
     user.terminate_instances(InstanceIds=[instance])
 
 
-@pytest.mark.xfail(strict=True, reason="simulator: listVirtualMachines ignores userdata=true (no 'userdata' field)")
 def test_user_data_reads_back(user):
-    [instance] = launch(user, UserData="#cloud-config\n")
+    [instance, plain] = [launch(user, UserData="#cloud-config\n")[0], launch(user)[0]]
     answer = user.describe_instance_attribute(InstanceId=instance, Attribute="userData")
     assert base64.b64decode(answer["UserData"]["Value"]) == b"#cloud-config\n"
-
-
-@pytest.mark.xfail(strict=True, reason="simulator: updateVirtualMachine ignores securitygroupids")
-def test_security_groups_change_on_a_stopped_instance(user):
-    group = user.create_security_group(GroupName=f"g-{uuid.uuid4().hex[:6]}", Description="t")["GroupId"]
-    [instance] = launch(user)
+    assert user.describe_instance_attribute(InstanceId=plain, Attribute="userData")["UserData"] == {}
     user.stop_instances(InstanceIds=[instance])
     user.get_waiter("instance_stopped").wait(InstanceIds=[instance], WaiterConfig=FAST)
-    user.modify_instance_attribute(InstanceId=instance, Groups=[group])
-    assert [g["GroupId"] for g in instances(user, InstanceIds=[instance])[0]["SecurityGroups"]] == [group]
+    user.modify_instance_attribute(InstanceId=instance, UserData={"Value": b"#!/bin/sh\necho changed\n"})
+    answer = user.describe_instance_attribute(InstanceId=instance, Attribute="userData")
+    assert base64.b64decode(answer["UserData"]["Value"]) == b"#!/bin/sh\necho changed\n"
+    user.terminate_instances(InstanceIds=[instance, plain])
+
+
+def test_security_groups_change_on_a_stopped_instance(user):
+    web = user.create_security_group(GroupName=f"g-{uuid.uuid4().hex[:6]}", Description="t")["GroupId"]
+    db = user.create_security_group(GroupName=f"g-{uuid.uuid4().hex[:6]}", Description="t")["GroupId"]
+    [instance] = launch(user)
+    with pytest.raises(botocore.exceptions.ClientError) as error:   # CloudStack: "must be stopped"
+        user.modify_instance_attribute(InstanceId=instance, Groups=[web])
+    assert code_of(error) == "IncorrectInstanceState"
+    user.stop_instances(InstanceIds=[instance])
+    user.get_waiter("instance_stopped").wait(InstanceIds=[instance], WaiterConfig=FAST)
+    user.modify_instance_attribute(InstanceId=instance, Groups=[web, db])
+    assert [g["GroupId"] for g in instances(user, InstanceIds=[instance])[0]["SecurityGroups"]] == [web, db]
+    attribute = user.describe_instance_attribute(InstanceId=instance, Attribute="groupSet")["Groups"]
+    assert [g["GroupId"] for g in attribute] == [web, db]
+    with pytest.raises(botocore.exceptions.ClientError) as error:
+        user.modify_instance_attribute(InstanceId=instance, Groups=["sg-0123456789abcdef0"])
+    assert code_of(error) == "InvalidGroup.NotFound"
+    user.terminate_instances(InstanceIds=[instance])
 
 
 # -- passwords and console -------------------------------------------------------------------------
@@ -423,3 +463,91 @@ def test_password_data_and_console_output(world):
         ec2.get_password_data(InstanceId="i-0123456789abcdef0")
     assert code_of(error) == "InvalidInstanceID.NotFound"
     ec2.terminate_instances(InstanceIds=[windows, linux])
+
+
+# -- CloudStack's destroyed-VM settings ------------------------------------------------------------
+class SimulatorThread:
+    """A simulator with chosen settings on a loopback port, served from a thread of its own."""
+
+    def __init__(self, config: SimConfig):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="simulator")
+        self._thread.start()
+        self.running = self.call(cloudstack_sim.start(config))
+
+    def call(self, coro, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def run(self, function, *args):
+        """Run ``function`` on the simulator's loop (its state is touched only there)."""
+        async def on_loop():
+            return function(*args)
+        return self.call(on_loop())
+
+    def vms(self) -> list[dict]:
+        return self.run(lambda: list(self.running.state.store("vm")))
+
+    def stop(self) -> None:
+        self.call(self.running.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+SETTINGS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+@pytest.fixture(scope="module", params=SETTINGS, ids=lambda p: f"view={p[0]},expunge={p[1]}")
+def configured(request, tmp_path_factory):
+    """(bridge, simulator, view setting, expunge setting): a bridge on a simulator with those settings."""
+    view, expunge = request.param
+    simulator = SimulatorThread(SimConfig(port=0, job_duration=0.05, allow_user_view_destroyed_vm=view,
+                                          allow_user_expunge_recover_vm=expunge))
+    admin_key, admin_secret = simulator.running.admin_credentials
+    bridge = BridgeServer(Config(host="127.0.0.1", port=0, data_dir=tmp_path_factory.mktemp("settings"),
+                                 cloudstack_url=simulator.running.url, cloudstack_admin_api_key=admin_key,
+                                 cloudstack_admin_secret_key=admin_secret)).start()
+    yield bridge, simulator, view, expunge
+    bridge.stop()
+    simulator.stop()
+
+
+def test_terminated_instances_as_on_aws_under_every_setting(configured, monkeypatch):
+    bridge, simulator, view, expunge = configured
+    ec2 = bridge.client(credentials=simulator.running.demo_credentials)   # enrolled on first use
+    [instance] = launch(ec2)
+    ec2.terminate_instances(InstanceIds=[instance])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance], WaiterConfig=FAST)
+    bridge.call(bridge.services.store(Background).drain())
+    # The bridge expunges exactly when CloudStack lets the user; otherwise the VM is destroyed
+    # (never left running, nor in Error from a refused expunge).
+    assert [vm["state"] for vm in simulator.vms()] == ([] if expunge else ["Destroyed"])
+    [gone] = instances(ec2, InstanceIds=[instance])
+    assert gone["State"]["Name"] == "terminated" and gone["StateReason"]["Code"] == "Client.UserInitiatedShutdown"
+    assert [i["InstanceId"] for i in instances(ec2)] == [instance]
+    monkeypatch.setattr(instance_view, "TERMINATED_VISIBLE_SECONDS", -1.0)   # an hour later
+    assert instances(ec2) == []
+
+
+def test_a_failed_launch_leaves_nothing_running_under_every_setting(configured):
+    bridge, simulator, view, expunge = configured
+    ec2 = bridge.client(credentials=simulator.running.demo_credentials)
+    before = {vm["id"] for vm in simulator.vms()}
+    faults = simulator.running.state.faults
+    simulator.run(faults.add, FaultRule(command="deployVirtualMachine", job_failure_rate=1.0, job_error_code=533,
+                                        error_text="Unable to create a deployment for VM"))
+    try:
+        [instance] = launch_pending(ec2)
+        bridge.call(bridge.services.store(Background).drain())
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance], WaiterConfig=FAST)
+        [failed] = instances(ec2, InstanceIds=[instance])
+        assert failed["StateReason"]["Code"] == "Server.InsufficientInstanceCapacity"
+        left = [vm["state"] for vm in simulator.vms() if vm["id"] not in before]
+        assert left == ([] if expunge else ["Destroyed"])
+    finally:
+        simulator.run(faults.clear)
+
+
+def launch_pending(ec2) -> list[str]:
+    """RunInstances without waiting for the instances to run."""
+    reservation = ec2.run_instances(ImageId=image_id(ec2), InstanceType="t2.micro", MinCount=1, MaxCount=1)
+    return [i["InstanceId"] for i in reservation["Instances"]]

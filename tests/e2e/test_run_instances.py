@@ -1,9 +1,12 @@
 """RunInstances end to end through boto3: validation, DryRun, user data, block devices, launch
-tags, MinCount/MaxCount with partial and failed launches, deploy jobs failing in CloudStack,
-ClientToken idempotency (also across a bridge restart) and resuming work after a restart.
+tags, images shared with the caller, MinCount/MaxCount with partial and failed launches, deploy
+jobs failing in CloudStack, ClientToken idempotency (also across a bridge restart) and resuming
+work after a restart.
 
 Failures are injected with the simulator's fault rules and resource limits; each test works
-in a fresh CloudStack account (see ``tests.e2e.test_instances.World``).
+in a fresh CloudStack account (see ``tests.e2e.test_instances.World``). The session's simulator
+has CloudStack's default settings, so users cannot expunge: VMs the bridge removes are left
+Destroyed for CloudStack's expunge thread.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ def vms_of(world, account: str) -> list[dict]:
         owner = next(a for a in world.state.store("account") if a["name"] == account)
         return list(world.state.store("vm").owned_by(owner["id"]))
     return world.run(listing)
+
+
+def live_vms_of(world, account: str) -> list[dict]:
+    """The account's VMs that are not destroyed (awaiting CloudStack's expunge)."""
+    return [vm for vm in vms_of(world, account) if vm["state"] != "Destroyed"]
 
 
 def run_error(ec2, **params) -> str:
@@ -97,8 +105,10 @@ def test_user_data_block_devices_and_tags(world):
     ec2.terminate_instances(InstanceIds=[instance])
     ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance], WaiterConfig=FAST)
     world.settle()
-    survivors = {d for d, v in volumes.items() if world.run(world.state.get, "volume", v["id"]) is not None}
-    assert survivors == {"/dev/sdg"}  # DeleteOnTermination honoured, as on AWS
+    remaining = {d: world.run(world.state.get, "volume", v["id"]) for d, v in volumes.items()}
+    # DeleteOnTermination honoured, as on AWS; the root volume goes with the destroyed VM.
+    assert {d: v["state"] for d, v in remaining.items() if v is not None} == {"/dev/sda1": "Destroy",
+                                                                              "/dev/sdg": "Ready"}
 
 
 def test_partial_launch_between_min_and_max(world):
@@ -113,7 +123,7 @@ def test_fewer_than_min_count_fails_and_cleans_up(world):
     ec2, account = world.account("mincount", user_vm=2)
     assert run_error(ec2, ImageId=image_id(ec2), InstanceType="t2.micro", MinCount=3, MaxCount=5) \
         == "InstanceLimitExceeded"
-    assert vms_of(world, account) == []  # the two launched VMs were destroyed and expunged
+    assert len(vms_of(world, account)) == 2 and live_vms_of(world, account) == []  # both launched VMs destroyed
     assert instances(ec2) == []
 
 
@@ -134,7 +144,50 @@ def test_deploy_job_failing_in_cloudstack(world):
     ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance], WaiterConfig=FAST)
     [failed] = instances(ec2, InstanceIds=[instance])
     assert failed["StateReason"]["Code"] == "Server.InternalError"
-    assert vms_of(world, account) == []  # the VM left in Error was removed
+    assert [vm["state"] for vm in vms_of(world, account)] == ["Destroyed"]  # the VM left in Error was removed
+
+
+def test_deploy_job_failing_for_capacity(world):
+    ec2, account = world.account("nocapacity")
+    # DeployVMCmd reports InsufficientCapacityException in the failed job as errorcode 533.
+    world.fault(FaultRule(command="deployVirtualMachine", job_failure_rate=1.0, job_error_code=533,
+                          error_text="Unable to create a deployment for VM"))
+    reservation = ec2.run_instances(ImageId=image_id(ec2), InstanceType="t2.micro", MinCount=1, MaxCount=1)
+    [instance] = [i["InstanceId"] for i in reservation["Instances"]]
+    world.settle()
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance], WaiterConfig=FAST)
+    [failed] = instances(ec2, InstanceIds=[instance])
+    assert failed["StateReason"] == {"Code": "Server.InsufficientInstanceCapacity",
+                                     "Message": "Server.InsufficientInstanceCapacity: Insufficient capacity to "
+                                                "satisfy instance request"}
+    assert live_vms_of(world, account) == []
+
+
+def test_launch_from_an_image_shared_with_the_caller(world):
+    owner, owner_name = world.account("sharer")
+    launcher, launcher_name = world.account("sharee")
+    stranger = world.client("unshared")
+
+    def private_template(name: str, shared_with: list[str]) -> None:
+        def create():
+            account = next(a for a in world.state.store("account") if a["name"] == owner_name)
+            ubuntu = next(t for t in world.state.store("template") if t["name"] == "Ubuntu 22.04 LTS")
+            world.state.add("template", {**{k: v for k, v in ubuntu.items() if k not in ("id", "created")},
+                                         "name": name, "ispublic": False, "isfeatured": False,
+                                         "templatetype": "USER", "account_id": account["id"],
+                                         "permitted_accounts": shared_with, "zone_ids": list(ubuntu["zone_ids"])})
+        world.run(create)
+    private_template("golden-shared", [launcher_name])
+    [shared] = launcher.describe_images(ExecutableUsers=["self"])["Images"]
+    assert shared["Name"] == "golden-shared" and shared["Public"] is False
+    [instance] = launch(launcher, ImageId=shared["ImageId"])
+    [vm] = vms_of(world, launcher_name)
+    assert vm["state"] == "Running" and vm["template_id"] == world.backend(shared["ImageId"])
+    # Not shared with this account: as invisible as an image that does not exist (CloudStack: 531).
+    with pytest.raises(botocore.exceptions.ClientError) as error:
+        stranger.run_instances(ImageId=shared["ImageId"], InstanceType="t2.micro", MinCount=1, MaxCount=1)
+    assert code_of(error) == "InvalidAMIID.NotFound"
+    launcher.terminate_instances(InstanceIds=[instance])
 
 
 def test_client_token_idempotency(ec2):

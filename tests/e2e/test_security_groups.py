@@ -20,6 +20,7 @@ from botocore.config import Config as BotoConfig
 from cloudstack_sim.commands.tags import RESOURCE_KINDS
 from cloudstack_sim.faults import FaultRule
 from cloudstack_sim.seed import USER_TYPE, add_account, add_user
+from ec2bridge.cloudstack import CloudStackError
 from ec2bridge.config import DEMO_CREDENTIALS
 from tests.bridge_server import REGION
 from tests.wire import sigv4
@@ -192,7 +193,11 @@ def test_delete_in_use_by_an_instance_is_a_dependency_violation(bridge, ec2):
         "securitygroupids": backend_id}))["virtualmachine"]
     assert error_code(ec2.delete_security_group, GroupId=group_id) == "DependencyViolation"
     assert error_code(ec2.delete_security_group, GroupName=name, DryRun=True) == "DependencyViolation"
-    bridge.call(cloudstack.run(creds, "destroyVirtualMachine", {"id": vm["id"], "expunge": True}))
+    # A destroyed VM keeps its groups until it is expunged, which users may not do by default.
+    bridge.call(cloudstack.run(creds, "destroyVirtualMachine", {"id": vm["id"]}))
+    assert error_code(ec2.delete_security_group, GroupId=group_id) == "DependencyViolation"
+    bridge.call(cloudstack.run(bridge.services.simulator.admin_credentials, "expungeVirtualMachine",
+                               {"id": vm["id"]}))
     assert ec2.delete_security_group(GroupId=group_id)["Return"] is True
 
 
@@ -204,6 +209,22 @@ def test_delete_group_allowed_by_another_groups_rule_is_a_dependency_violation(e
     assert error_code(ec2.delete_security_group, GroupId=source_id) == "DependencyViolation"
     ec2.delete_security_group(GroupId=target_id)
     ec2.delete_security_group(GroupName=source_name)
+
+
+def test_a_group_allowing_itself_can_be_deleted(bridge, ec2):
+    group_id, name = new_group(ec2)
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]}, tcp(22, ANYWHERE)])
+    # CloudStack alone refuses (536): every rule allowing a group counts, the group's own included.
+    backend_id = bridge.call(bridge.services.ids.backend_id("sg", group_id)).backend_id
+    with pytest.raises(CloudStackError) as refused:
+        bridge.call(bridge.services.cloudstack.call(bridge.services.simulator.demo_credentials, "deleteSecurityGroup",
+                                                    {"id": backend_id}))
+    assert refused.value.code == 536
+    assert error_code(ec2.delete_security_group, GroupId=group_id, DryRun=True) == "DryRunOperation"
+    assert len(rules_of(ec2, group_id)) == 2   # a dry run changes nothing
+    assert ec2.delete_security_group(GroupName=name)["Return"] is True   # as on AWS
+    assert error_code(ec2.describe_security_groups, GroupIds=[group_id]) == "InvalidGroup.NotFound"
 
 
 def test_dry_run_on_every_mutating_action(ec2):

@@ -23,7 +23,8 @@ async def run(fn, **params):
     return await asyncio.to_thread(fn, **params)
 
 
-async def test_cs_scenario(client):
+async def test_cs_scenario(sim, client):
+    sim.state.config.allow_user_expunge_recover_vm = True   # the user expunges its VM at the end
     zone = (await run(client.listZones))["zone"][0]["id"]
     template = next(t for t in (await run(client.listTemplates, templatefilter="executable"))["template"]
                     if t["name"].startswith("Debian"))

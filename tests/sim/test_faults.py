@@ -44,6 +44,19 @@ async def test_job_failure_leaves_the_vm_in_error(sim, demo):
     assert vm["state"] == "Error"
 
 
+async def test_job_failure_carries_the_chosen_code(sim, demo):
+    ids = await catalog(demo)
+    # DeployVMCmd reports InsufficientCapacityException as INSUFFICIENT_CAPACITY_ERROR (533).
+    sim.state.faults.add(FaultRule(command="deployVirtualMachine", job_failure_rate=1.0, job_error_code=533,
+                                   error_text="Unable to create a deployment for VM"))
+    job = await demo.job("deployVirtualMachine", zoneid=ids["zone"], templateid=ids["linux"],
+                         serviceofferingid=ids["offering"])
+    assert (job["jobstatus"], job["jobresultcode"]) == (2, 533)
+    assert job["jobresult"] == {"errorcode": 533, "errortext": "Unable to create a deployment for VM"}
+    with pytest.raises(ValueError):
+        FaultRule.from_dict({"job_failure_rate": 1, "job_error_code": 200})
+
+
 async def test_dropped_connection(sim, demo):
     sim.state.faults.add(FaultRule(command="listZones", drop_rate=1.0))
     with pytest.raises(aiohttp.ClientError):

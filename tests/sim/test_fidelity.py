@@ -100,7 +100,7 @@ async def exercise(admin, demo) -> dict[str, list[dict]]:
     await call(demo, "revokeSecurityGroupIngress", id=ingress["securitygroup"]["ingressrule"][0]["ruleid"])
     await call(demo, "revokeSecurityGroupEgress", id=egress["securitygroup"]["egressrule"][0]["ruleid"])
     await call(demo, "destroyVirtualMachine", id=vm["id"])
-    await call(demo, "expungeVirtualMachine", id=vm["id"])
+    await call(admin, "expungeVirtualMachine", id=vm["id"])   # users may not (allow.user.expunge.recover.vm)
     await call(demo, "deleteSecurityGroup", id=group["id"])
     await call(demo, "deleteSSHKeyPair", name="fid")
     await call(demo, "listAsyncJobs")

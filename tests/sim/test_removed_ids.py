@@ -46,7 +46,7 @@ async def build(demo) -> tuple[dict, dict]:
     template = (await demo.call("registerTemplate", name="t", **template_params))["template"][0]
     group = (await demo.call("createSecurityGroup", name="g"))["securitygroup"]
     rule = (await demo.result("authorizeSecurityGroupIngress", securitygroupid=group["id"], protocol="tcp",
-                              startport=22, endport=22))["securitygroup"]["ingressrule"][0]
+                              startport=22, endport=22, cidrlist="0.0.0.0/0"))["securitygroup"]["ingressrule"][0]
     keypair = (await demo.call("createSSHKeyPair", name="k"))["keypair"]
     address = (await demo.result("associateIpAddress", zoneid=ids["zone"]))["ipaddress"]
     vpc_offering = (await demo.call("listVPCOfferings"))["vpcoffering"][0]["id"]
@@ -129,8 +129,12 @@ def baseline(spec, live: dict, tested: str) -> dict:
 
 
 @pytest.fixture
-async def world(demo):
-    return await build(demo)
+async def world(sim, demo):
+    sim.state.config.allow_user_expunge_recover_vm = True   # demo expunges the removed VM
+    try:
+        return await build(demo)
+    finally:
+        sim.state.config.allow_user_expunge_recover_vm = False
 
 
 async def outcome(api, command: str, params: dict) -> tuple[int, str | None, dict]:

@@ -98,15 +98,15 @@ async def test_every_modelled_type_can_be_tagged(demo, admin):
 async def test_types_without_tag_support_are_refused(demo, type_name):
     zone = (await demo.call("listZones"))["zone"][0]["id"]
     job = await tag(demo, type_name, zone)
-    assert (job["jobstatus"], job["jobresult"]) == (2, {
-        "errorcode": 530, "errortext": f"The resource type {type_name} doesn't support resource tags"})
+    assert (job["jobstatus"], job["jobresult"]) == (2, {   # an InvalidParameterValueException in the job: 431
+        "errorcode": 431, "errortext": f"The resource type {type_name} doesn't support resource tags"})
 
 
 async def test_unknown_and_unmodelled_types(demo):
     ids = await catalog(demo)
     vm = await deploy(demo, ids)
     job = await tag(demo, "Spaceship", vm["id"])   # resolved in the job, as CreateTagsCmd.execute does
-    assert job["jobresult"] == {"errorcode": 530, "errortext": "Invalid resource type Spaceship"}
+    assert job["jobresult"] == {"errorcode": 431, "errortext": "Invalid resource type Spaceship"}
     job = await tag(demo, "LoadBalancer", vm["id"])
     assert job["jobresult"]["errortext"] == f"Unable to find resource by id {vm['id']} and type LoadBalancer"
     job = await demo.job("deleteTags", resourcetype="Spaceship", resourceids=vm["id"])

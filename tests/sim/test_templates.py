@@ -1,5 +1,5 @@
-"""Templates as CloudStack lists and changes them: the template filters, readiness, ``arch``,
-``updateTemplate`` and ``listTemplatePermissions`` (QueryManagerImpl / TemplateManagerImpl)."""
+"""Templates as CloudStack lists and changes them: the template filters, readiness, ``id`` past the
+filter, ``arch``, ``updateTemplate`` and launch permissions (QueryManagerImpl / TemplateManagerImpl)."""
 
 from __future__ import annotations
 
@@ -185,6 +185,60 @@ async def test_template_permissions_of_removed_and_foreign_templates(sim, demo, 
     shared = add_template(sim, "other", "shared", shared_with=("demo",))
     assert (await demo.error("listTemplatePermissions", id=private["id"]))[0] == 531
     permission = (await demo.call("listTemplatePermissions", id=shared["id"]))["templatepermission"]
-    assert (permission["ispublic"], permission["account"]) == (False, ["demo"])
+    # A private template's list ends with its owner; domainid is for root admins' eyes only.
+    assert (permission["ispublic"], permission["account"]) == (False, ["demo", "other"])
+    assert "domainid" not in permission
+    as_admin = (await admin.call("listTemplatePermissions", id=shared["id"]))["templatepermission"]
+    assert as_admin["domainid"] == next(iter(sim.state.store("domain")))["id"]
     public = (await demo.call("listTemplatePermissions", id=ids["linux"]))["templatepermission"]
     assert public["ispublic"] is True and "account" not in public   # gson omits an empty list
+
+
+async def test_update_template_permissions_accounts(sim, demo, other):
+    mine = add_template(sim, "demo", "mine")
+    domain_id = next(iter(sim.state.store("domain")))["id"]
+    status, _, body = await demo.error("updateTemplatePermissions", id=mine["id"], accounts="nobody", op="add")
+    assert (status, body["errortext"]) == (431, f"Unable to grant a launch permission to account nobody in domain "
+                                                f"id={domain_id}, account not found.  No permissions updated, please "
+                                                "verify the account names and retry.")
+    status, _, body = await demo.error("updateTemplatePermissions", id=mine["id"], op="add")
+    assert (status, body["errortext"]) == (431, "Operation add requires accounts or projectIds to be passed in")
+    # The caller's own name is skipped: an owner always may launch its template.
+    await demo.call("updateTemplatePermissions", id=mine["id"], accounts="demo,other", op="add", ispublic="true")
+    permission = (await demo.call("listTemplatePermissions", id=mine["id"]))["templatepermission"]
+    assert (permission["ispublic"], permission["account"]) == (True, ["other"])
+    await demo.call("updateTemplatePermissions", id=mine["id"], accounts="other,nobody", op="remove")
+    assert "account" not in (await demo.call("listTemplatePermissions", id=mine["id"]))["templatepermission"]
+    await demo.call("updateTemplatePermissions", id=mine["id"], accounts="other", op="add")
+    await demo.call("updateTemplatePermissions", id=mine["id"], op="reset")   # private again, nobody permitted
+    permission = (await demo.call("listTemplatePermissions", id=mine["id"]))["templatepermission"]
+    assert (permission["ispublic"], permission["account"]) == (False, ["demo"])
+
+
+# -- listTemplates with an id ---------------------------------------------------------------------------
+async def test_an_id_bypasses_the_template_filter(library, demo, admin):
+    """searchForTemplatesInternal: the filter is not applied to ``id`` (only its readiness rule is)."""
+    async def by_id(api, name: str, **params) -> set[str]:
+        return await names(api, id=library[name]["id"], **params)
+    assert await by_id(demo, "shared-pending", templatefilter="self") == {"shared-pending"}
+    assert await by_id(demo, "public-ready", templatefilter="featured") == {"public-ready"}
+    assert await by_id(demo, "own-pending", templatefilter="sharedexecutable") == set()   # ready ones only
+    assert await by_id(demo, "shared-pending", templatefilter="executable") == {"shared-pending"}
+    assert await by_id(admin, "private-other", templatefilter="self") == {"private-other"}
+    status, _, body = await demo.error("listTemplates", templatefilter="executable", id=library["private-other"]["id"])
+    assert (status, body["cserrorcode"], body["errortext"]) == (
+        531, 4365, "Account demo does not have permission to launch instances from template private-other")
+    status, _, _ = await demo.error("listTemplates", templatefilter="all", id=library["own-ready"]["id"])
+    assert status == 431
+    # ``ids`` is an ordinary filter: the templatefilter still decides.
+    assert await names(demo, templatefilter="self", ids=library["shared-ready"]["id"]) == set()
+    assert await names(demo, templatefilter="executable", ids=library["private-other"]["id"]) == set()
+
+
+async def test_an_id_of_a_removed_template_lists_nothing(demo):
+    ids = await catalog(demo)
+    gone = (await demo.call("registerTemplate", name="gone", format="QCOW2", hypervisor="KVM", zoneid=ids["zone"],
+                            url="http://example.invalid/g.qcow2",
+                            ostypeid=(await demo.call("listOsTypes"))["ostype"][0]["id"]))["template"][0]
+    await demo.result("deleteTemplate", id=gone["id"])
+    assert await demo.call("listTemplates", templatefilter="executable", id=gone["id"]) == {}
