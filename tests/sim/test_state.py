@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -75,18 +74,13 @@ def test_cli_rejects_bad_credentials(capsys):
     assert "APIKEY:SECRET" in capsys.readouterr().err
 
 
-async def test_thousands_of_vms_list_fast(sim, demo):
-    started = time.perf_counter()
+async def test_thousands_of_vms_list_whole_and_paged(sim, demo):
+    """Listing speed is measured by the benchmarks (bench/); this checks what a big listing returns."""
     sim.state.seed_vms("demo", 3000)
-    seeding = time.perf_counter() - started
-    started = time.perf_counter()
-    cold = await demo.call("listVirtualMachines", pagesize=-1)
-    cold_time = time.perf_counter() - started
-    started = time.perf_counter()
-    warm = await demo.call("listVirtualMachines", pagesize=-1)
-    warm_time = time.perf_counter() - started
-    assert cold["count"] == warm["count"] == 3000 and len(warm["virtualmachine"]) == 3000
+    whole = await demo.call("listVirtualMachines", pagesize=-1)
+    again = await demo.call("listVirtualMachines", pagesize=-1)  # served from the rendered-object cache
+    assert whole["count"] == again["count"] == 3000 and len(again["virtualmachine"]) == 3000
+    assert whole == again
+    page = await demo.call("listVirtualMachines", page=6, pagesize=500)
+    assert page["count"] == 3000 and len(page["virtualmachine"]) == 500
     assert (await demo.call("listVolumes", pagesize=500))["count"] == 3000
-    # generous bounds for a 2-core CI machine; typical numbers are far lower
-    assert seeding < 5 and cold_time < 5 and warm_time < 2, (seeding, cold_time, warm_time)
-    assert warm_time < cold_time
