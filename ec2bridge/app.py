@@ -4,8 +4,8 @@
 (the key store, the service models, the CloudStack client, ...) sit in one :class:`Services`
 under the ``SERVICES`` app key and are opened and closed by ``cleanup_ctx``.
 
-Middlewares, outermost first: request id (on every response), error rendering (EC2 error
-envelope for every failure, details of unexpected ones only in the log). The query handler
+One middleware gives every response its request id and turns every failure into the EC2
+error envelope (details of unexpected ones only in the log). The query handler
 then reads and bounds the body, authenticates, parses the action's input from botocore's
 model, runs the mapping record and renders the output from the same model.
 """
@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import uuid
+import os
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -77,7 +78,7 @@ PROTOCOL = web.RequestKey("protocol", str)  # "ec2" or "query" (STS): how errors
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[request_id_middleware, error_middleware],
+    app = web.Application(middlewares=[envelope_middleware],
                           client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app.cleanup_ctx.append(services_context)
@@ -93,7 +94,9 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
     database = open_database(config.database_url or default_database_url(config.data_dir))
     master_key = load_master_key(config.data_dir)
     keys = SqliteKeyStore(database, SecretBox(master_key))
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300))
+    # CloudStack's API authenticates every request by its signature: no cookies to keep.
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
+                                    cookie_jar=aiohttp.DummyCookieJar())
     simulator = await start_embedded_simulator(config) if config.embedded_simulator else None
     try:
         url, admin = backend_endpoint(config, simulator)
@@ -141,27 +144,34 @@ def backend_endpoint(config: Config, simulator) -> tuple[str, tuple[str, str] | 
     return config.cloudstack_url, admin
 
 
+_VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab"))  # RFC 4122's variant bits over a hex digit
+
+
+def new_request_id() -> str:
+    """A random UUID (version 4) as text, like AWS's request ids: ``str(uuid.uuid4())``
+    without building a UUID object, which takes most of that call's time."""
+    text = os.urandom(16).hex()
+    return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:]}"
+
+
 @web.middleware
-async def request_id_middleware(request: web.Request, handler) -> web.StreamResponse:
-    request_id = str(uuid.uuid4())
+async def envelope_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Every response carries a request id; every failure becomes an EC2 error document
+    (details of unexpected ones only in the log)."""
+    request_id = new_request_id()
     request[REQUEST_ID] = request_id
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except (EC2Error, AuthError) as error:
+        response = error_response(request, error.code, error.message, error.status)
+    except web.HTTPException as error:
+        response = error_response(request, *_http_error(error))
+    except Exception:
+        log.exception("unexpected error in request %s", request_id)
+        error = internal_error()
+        response = error_response(request, error.code, error.message, error.status)
     response.headers["x-amzn-RequestId"] = request_id
     return response
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except (EC2Error, AuthError) as error:
-        return error_response(request, error.code, error.message, error.status)
-    except web.HTTPException as error:
-        return error_response(request, *_http_error(error))
-    except Exception:
-        log.exception("unexpected error in request %s", request.get(REQUEST_ID))
-        error = internal_error()
-        return error_response(request, error.code, error.message, error.status)
 
 
 def _http_error(error: web.HTTPException) -> tuple[str, str, int]:
@@ -181,34 +191,69 @@ def error_response(request: web.Request, code: str, message: str, status: int) -
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # The pid tells the processes of `ec2bridge serve --workers N` apart.
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise EC2Error("RequestEntityTooLarge", f"The request body exceeds {limit} bytes", 413)
-    return await request.read() if request.can_read_body else b""
+    if not request.can_read_body:
+        return b""
+    content = request.content
+    if request.content_length is not None and content.is_eof():
+        # The whole body came with the headers (as a small form POST does): take it as it is
+        # rather than through request.read()'s loop of awaits.
+        body = content.read_nowait()
+        if len(body) > limit:  # decompressed beyond the limit, as request.read() would refuse
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+        return body
+    return await request.read()
 
 
 def check_header_size(request: web.Request, limit: int) -> None:
-    size = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+    headers = request.raw_headers  # (name, value) pairs; ": " and CRLF add 4 bytes to each
+    size = sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
     if size > limit:
         raise EC2Error("RequestHeaderSectionTooLarge", f"The request headers exceed {limit} bytes", 431)
 
 
+# The body types a Query request comes in: a form (what every client sends), or no type at all.
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "application/octet-stream", ""})
+
+
 def decode_params(query_string: str, body: bytes, content_type: str) -> dict[str, str]:
     try:
-        pairs = parse_qsl(query_string, keep_blank_values=True, errors="strict")
-        if body and content_type in ("application/x-www-form-urlencoded", "application/octet-stream", ""):
-            pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        pairs = form_pairs(query_string) if query_string else []
+        if body and content_type in FORM_TYPES:
+            pairs += form_pairs(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise EC2Error("InvalidParameterValue", "The request parameters are not valid UTF-8") from None
-    params: dict[str, str] = {}
-    for name, value in pairs:
-        if name in params:
-            raise EC2Error("InvalidParameterValue", f"The parameter {name} is given more than once")
-        params[name] = value
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise EC2Error("InvalidParameterValue", f"The parameter {name} is given more than once")
+            seen.add(name)
     return params
+
+
+def form_pairs(text: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")``, with its
+    decoding steps skipped for the fields that need none (most of them: EC2 names and values
+    are rarely percent-encoded). Raises UnicodeDecodeError for undecodable escapes."""
+    pairs = []
+    for part in text.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "+" in part:
+            name, value = name.replace("+", " "), value.replace("+", " ")
+        if "%" in part:
+            name, value = unquote(name, errors="strict"), unquote(value, errors="strict")
+        pairs.append((name, value))
+    return pairs
 
 
 async def handle_query(request: web.Request) -> web.Response:

@@ -2,7 +2,7 @@
 
 - One ``aiohttp.ClientSession`` for the whole process, a timeout on every call.
 - Requests are signed with ``signing.cloudstack`` (``signatureversion=3`` with ``expires``),
-  the module the simulator verifies with.
+  the module the simulator verifies with, and sent as the form body it encodes along the way.
 - ``list_all`` fetches the first page, learns ``count``, then fetches the remaining pages
   concurrently.
 - ``run`` calls a command and, if CloudStack answers with a ``jobid``, waits for the job
@@ -24,12 +24,14 @@ from typing import Any, Mapping
 
 import aiohttp
 import orjson
+import yarl
 
 from signing import cloudstack as cs_signing
 
 log = logging.getLogger(__name__)
 
 Credentials = tuple[str, str]  # (api key, secret key)
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 # CloudStack's error templates name the parameter involved; we read the parameter name from
 # the template (a structured part of the message), never the English around it.
@@ -89,6 +91,7 @@ class CloudStackClient:
                  job_wait: float = 600.0, page_size: int = 500, poll_interval: float = 0.2,
                  max_poll_interval: float = 2.0):
         self.url = url
+        self._target = yarl.URL(url)  # parsed once, not on every call
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.job_wait = job_wait
@@ -98,11 +101,11 @@ class CloudStackClient:
     async def call(self, creds: Credentials, command: str, params: Mapping[str, Any] | None = None) -> dict:
         """One signed call; returns the body inside the response wrapper."""
         query = {"command": command, "response": "json", **_stringify(params or {})}
-        signed = cs_signing.signed_params(query, creds[0], creds[1])
+        body = cs_signing.signed_form(query, creds[0], creds[1]).encode()
         attempts = 3 if _is_idempotent(command) else 1
         for attempt in range(attempts):
             try:
-                return await self._send(command, signed)
+                return await self._send(command, body)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
                 retryable = isinstance(error, aiohttp.ClientConnectionError) and attempt + 1 < attempts
                 if not retryable:
@@ -110,8 +113,8 @@ class CloudStackClient:
                 log.info("retrying %s after %s", command, type(error).__name__)
         raise AssertionError("unreachable")
 
-    async def _send(self, command: str, signed: Mapping[str, str]) -> dict:
-        async with self._session.post(self.url, data=signed, timeout=self._timeout) as response:
+    async def _send(self, command: str, body: bytes) -> dict:
+        async with self._session.post(self._target, data=body, headers=_FORM, timeout=self._timeout) as response:
             raw = await response.read()
         try:
             body = orjson.loads(raw)

@@ -91,7 +91,11 @@ def instance_type_names(config) -> dict[str, str]:
 
 @dataclass
 class View:
-    """Everything the conversion of one batch of VMs needs, gathered in bulk."""
+    """Everything the conversion of one batch of VMs needs, gathered in bulk.
+
+    ``ids`` holds a table for every kind ``build_view`` mints, so a conversion reads
+    ``ids[kind].get((backend_id, owner))`` without checking that the kind is there.
+    """
 
     ids: dict[str, dict[tuple[str, str], str]]
     rows: dict[str, InstanceRow]
@@ -101,9 +105,25 @@ class View:
     type_names: dict[str, str]
     template_owner: dict[str, str] = field(default_factory=dict)
     now: float = field(default_factory=time.time)
+    owner_ids: dict[str, str] = field(default_factory=dict)  # owner key -> 12-digit id, filled on use
+    times: dict[str | None, datetime | None] = field(default_factory=dict)  # CloudStack time text -> datetime
 
     def ec2(self, kind: str, backend_id: str | None, owner: str) -> str | None:
         return self.ids.get(kind, {}).get((backend_id, owner)) if backend_id else None
+
+    def time(self, text: str | None) -> datetime | None:
+        """``cs_time``, remembered per text: VMs launched together share their timestamps."""
+        if text in self.times:
+            return self.times[text]
+        moment = self.times[text] = cs_time(text)
+        return moment
+
+    def owner_id(self, owner: str) -> str:
+        # A SHA-256 per instance adds up over thousands; a batch has a handful of owners.
+        known = self.owner_ids.get(owner)
+        if known is None:
+            known = self.owner_ids[owner] = owner_id(owner)
+        return known
 
 
 async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: bool = True) -> list[dict]:
@@ -120,8 +140,15 @@ async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: 
         ctx.cs_list("listNetworks"),
         ctx.cs_list("listTemplates", templatefilter="executable"))
     view = await build_view(ctx, vms, volumes, networks, templates)
-    items = [to_instance(vm, view) for vm in vms]
-    return [item for item in items if item is not None]
+    items = []
+    # Each raw VM is dropped as soon as it is converted, so that a large listing needs the
+    # memory of its raw VMs or of its items at any one time, not of both.
+    for index, vm in enumerate(vms):
+        vms[index] = None
+        item = to_instance(vm, view)
+        if item is not None:
+            items.append(item)
+    return items
 
 
 async def _nothing() -> list:
@@ -132,95 +159,124 @@ async def build_view(ctx, vms: list[dict], volumes: list[dict], networks: list[d
     store: InstanceStore = ctx.services.store(InstanceStore)
     idmap = ctx.services.ids
     rows = await store.by_vm_ids([vm["id"] for vm in vms])
-    by_vm: dict[str, list[dict]] = {}
-    for volume in volumes:
-        if volume.get("virtualmachineid"):
-            by_vm.setdefault(volume["virtualmachineid"], []).append(volume)
     # An image's id belongs to the template's owner (public templates look the same to every
     # account), so it is minted under the template's owner, as DescribeImages mints it.
     template_owner = {t["id"]: owner_key(t) for t in templates}
-    wanted = {
-        "ami": {(vm["templateid"], template_owner.get(vm["templateid"], "")) for vm in vms if vm.get("templateid")},
-        "i": {(vm["id"], owner_key(vm)) for vm in vms},
-        "r": {(vm["id"], owner_key(vm)) for vm in vms if vm["id"] not in rows},
-        "sg": {(g["id"], owner_key(vm)) for vm in vms for g in vm.get("securitygroup") or ()},
-        "vol": {(v["id"], owner_key(v)) for v in volumes if v.get("virtualmachineid")},
-        "vpc": {(n["vpcid"], owner_key(vm)) for vm in vms for n in vm.get("nic") or () if n.get("vpcid")},
-        "subnet": {(n["networkid"], owner_key(vm)) for vm in vms for n in vm.get("nic") or () if n.get("vpcid")},
-    }
+    wanted: dict[str, set[tuple[str, str]]] = {kind: set() for kind in ("ami", "i", "r", "sg", "vol", "vpc", "subnet")}
+    images, instances, groups, vpcs, subnets = (wanted[kind].add for kind in ("ami", "i", "sg", "vpc", "subnet"))
+    for vm in vms:  # one pass, the owner worked out once per VM
+        owner, template = owner_key(vm), vm.get("templateid")
+        instances((vm["id"], owner))
+        if template:
+            images((template, template_owner.get(template, "")))
+        for group in vm.get("securitygroup") or ():
+            groups((group["id"], owner))
+        for nic in vm.get("nic") or ():
+            if nic.get("vpcid"):
+                vpcs((nic["vpcid"], owner))
+                subnets((nic["networkid"], owner))
+    wanted["r"] = {pair for pair in wanted["i"] if pair[0] not in rows}
+    by_vm: dict[str, list[dict]] = {}
+    data_volumes = []
+    for volume in volumes:
+        vm_id = volume.get("virtualmachineid")
+        if vm_id:
+            by_vm.setdefault(vm_id, []).append(volume)
+            wanted["vol"].add((volume["id"], owner_key(volume)))
+            if volume.get("type") != "ROOT":
+                data_volumes.append(volume["id"])
     ids = {kind: (await idmap.ec2_ids(kind, list(pairs)) if pairs else {}) for kind, pairs in wanted.items()}
-    data_volumes = [v["id"] for v in volumes if v.get("type") != "ROOT" and v.get("virtualmachineid")]
-    return View(ids=ids, rows=rows, template_owner=template_owner, volumes=by_vm, flags=await store.delete_on_termination(data_volumes),
+    return View(ids=ids, rows=rows, template_owner=template_owner, volumes=by_vm,
+                flags=await store.delete_on_termination(data_volumes),
                 domains={n["id"]: n.get("networkdomain") or "" for n in networks},
                 type_names=instance_type_names(ctx.config))
 
 
 def to_instance(vm: dict, view: View) -> dict | None:
-    """One VM as an EC2 Instance; None for one terminated more than an hour ago."""
-    owner = owner_key(vm)
-    row = view.rows.get(vm["id"])
+    """One VM as an EC2 Instance; None for one terminated more than an hour ago.
+
+    Thousands of these run per DescribeInstances, so the VM's fields are read once, the id
+    tables are indexed directly and members that may be absent are added only when present
+    (the renderer leaves out nothing else).
+    """
+    get, ids = vm.get, view.ids
+    vm_id = vm["id"]
+    owner = f"{get('domainid', '')}/{get('account', '')}"  # mappings.sources.owner_key, inlined
+    row = view.rows.get(vm_id)
     name, reason = _state(vm, row)
     if name == "terminated" and _expired(vm, row, view.now):
         return None
     nic = _default_nic(vm)
-    groups = [{"GroupId": view.ec2("sg", g["id"], owner), "GroupName": g.get("name", "")}
-              for g in vm.get("securitygroup") or ()]
-    windows = "windows" in f"{vm.get('osdisplayname', '')} {vm.get('templatename', '')}".lower()
+    windows = "windows" in f"{get('osdisplayname', '')} {get('templatename', '')}".lower()
+    template = get("templateid")
+    type_names, offering_name = view.type_names, get("serviceofferingname")
     item: dict[str, Any] = {
-        "InstanceId": view.ec2("i", vm["id"], owner),
-        "ImageId": view.ec2("ami", vm.get("templateid"), view.template_owner.get(vm.get("templateid"), "")),
-        "State": state(name),
+        "State": {"Code": STATES[name], "Name": name},
         "PrivateDnsName": _private_dns(vm, nic, view),
         "PublicDnsName": "",
         "StateTransitionReason": row.transition_reason if row else "",
-        "KeyName": _key_name(vm),
         "AmiLaunchIndex": row.launch_index if row else 0,
         "ProductCodes": [],
-        "InstanceType": (view.type_names.get(vm.get("serviceofferingid", ""))
-                         or view.type_names.get(vm.get("serviceofferingname", ""), vm.get("serviceofferingname"))),
-        "LaunchTime": cs_time(vm.get("created")),
-        "Placement": {"AvailabilityZone": vm.get("zonename", ""), "GroupName": "", "Tenancy": "default"},
+        "Placement": {"AvailabilityZone": get("zonename", ""), "GroupName": "", "Tenancy": "default"},
         "Monitoring": {"State": "disabled"},
-        "PrivateIpAddress": nic.get("ipaddress") if nic else None,
-        "PublicIpAddress": vm.get("publicip"),
-        "Architecture": _ARCHITECTURES.get(vm.get("arch") or "x86_64", "x86_64"),
+        "Architecture": _ARCHITECTURES.get(get("arch") or "x86_64", "x86_64"),
         "RootDeviceType": "ebs",
         "RootDeviceName": ROOT_DEVICE,
         "BlockDeviceMappings": _block_devices(vm, row, view) if name != "terminated" else [],
         "VirtualizationType": "hvm",
         "ClientToken": row.client_token if row else "",
-        "Tags": ec2_tag_list(cloudstack_tags(vm)),
-        "SecurityGroups": groups,
+        "Tags": ec2_tag_list(cloudstack_tags(vm)) if get("tags") else [],
+        "SecurityGroups": [{"GroupId": ids["sg"].get((g["id"], owner)) if g["id"] else None,
+                            "GroupName": g.get("name", "")} for g in get("securitygroup") or ()],
         "SourceDestCheck": True,
         "Hypervisor": "xen",
         "EbsOptimized": False,
         "EnaSupport": False,
-        "CpuOptions": {"CoreCount": int(vm.get("cpunumber") or 1), "ThreadsPerCore": 1},
+        "CpuOptions": {"CoreCount": int(get("cpunumber") or 1), "ThreadsPerCore": 1},
         "MetadataOptions": {"State": "applied", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1,
                             "HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled",
                             "InstanceMetadataTags": "disabled"},
-        "BootMode": _BOOT_MODES.get((vm.get("bootmode") or "legacy").lower(), "legacy-bios"),
+        "BootMode": _BOOT_MODES.get((get("bootmode") or "legacy").lower(), "legacy-bios"),
         "PlatformDetails": "Windows" if windows else "Linux/UNIX",
         "UsageOperation": "RunInstances:0002" if windows else "RunInstances",
-        "ReservationId": row.reservation_id if row else view.ec2("r", vm["id"], owner),
-        "OwnerId": owner_id(owner),
-        "VmId": vm["id"],
+        "OwnerId": view.owner_id(owner),
+        "VmId": vm_id,
     }
+    optional = (
+        ("InstanceId", ids["i"].get((vm_id, owner))),
+        ("ImageId", ids["ami"].get((template, view.template_owner.get(template, ""))) if template else None),
+        ("KeyName", _key_name(vm)),
+        ("InstanceType", type_names.get(get("serviceofferingid", ""))
+         or type_names.get(get("serviceofferingname", ""), offering_name)),
+        ("LaunchTime", view.time(get("created"))),
+        ("PrivateIpAddress", nic.get("ipaddress") if nic else None),
+        ("ReservationId", row.reservation_id if row else ids["r"].get((vm_id, owner))),
+    )
+    for key, value in optional:
+        if value is not None:
+            item[key] = value
+    if name != "terminated" and get("publicip") is not None:
+        item["PublicIpAddress"] = get("publicip")
     if reason:
         item["StateReason"] = {"Code": reason[0], "Message": reason[1]}
     if windows:
         item["Platform"] = "windows"
     if nic and nic.get("vpcid"):
-        item["VpcId"] = view.ec2("vpc", nic["vpcid"], owner)
-        item["SubnetId"] = view.ec2("subnet", nic["networkid"], owner)
-    if name == "terminated":
-        item.pop("PublicIpAddress")
-    return {key: value for key, value in item.items() if value is not None}
+        _put(item, "VpcId", view.ec2("vpc", nic["vpcid"], owner))
+        _put(item, "SubnetId", view.ec2("subnet", nic["networkid"], owner))
+    return item
+
+
+def _put(item: dict, key: str, value: Any) -> None:
+    if value is not None:
+        item[key] = value
 
 
 def _state(vm: dict, row: InstanceRow | None) -> tuple[str, tuple[str, str] | None]:
     cs_state = vm.get("state", "")
     name = _CS_STATES.get(cs_state, "pending")
+    if row is None and cs_state != "Error":  # most VMs: nothing recorded by the bridge
+        return name, None
     recorded = (row.state_reason_code, row.state_reason_message) if row and row.state_reason_code else None
     if row and row.terminating and cs_state not in GONE and cs_state != "Error":
         return "shutting-down", recorded or USER_SHUTDOWN
@@ -242,13 +298,18 @@ def _expired(vm: dict, row: InstanceRow | None, now: float) -> bool:
 
 def _key_name(vm: dict) -> str | None:
     # CloudStack 4.17+ lists every key pair of a VM in ``keypairs``; EC2 has one KeyName.
-    names = (vm.get("keypairs") or vm.get("keypair") or "").split(",")
-    return names[0].strip() or None
+    names = vm.get("keypairs") or vm.get("keypair")
+    return (names.split(",", 1)[0].strip() or None) if names else None
 
 
 def _default_nic(vm: dict) -> dict | None:
-    nics = vm.get("nic") or []
-    return next((nic for nic in nics if nic.get("isdefault")), nics[0] if nics else None)
+    nics = vm.get("nic")
+    if not nics:
+        return None
+    for nic in nics:
+        if nic.get("isdefault"):
+            return nic
+    return nics[0]
 
 
 def _private_dns(vm: dict, nic: dict | None, view: View) -> str:
@@ -257,16 +318,26 @@ def _private_dns(vm: dict, nic: dict | None, view: View) -> str:
 
 
 def _block_devices(vm: dict, row: InstanceRow | None, view: View) -> list[dict]:
-    devices = []
-    for volume in sorted(view.volumes.get(vm["id"], ()), key=lambda v: int(v.get("deviceid") or 0)):
+    volumes = view.volumes.get(vm["id"])
+    if not volumes:
+        return []
+    if len(volumes) > 1:
+        volumes = sorted(volumes, key=_device_number)
+    devices, volumes_ids = [], view.ids["vol"]
+    for volume in volumes:
         root = volume.get("type") == "ROOT"
         delete = (row.root_delete_on_termination if row else True) if root else view.flags.get(volume["id"], False)
-        ebs = {"AttachTime": cs_time(volume.get("attached") or volume.get("created")),
-               "DeleteOnTermination": delete, "Status": "attached",
-               "VolumeId": view.ec2("vol", volume["id"], owner_key(volume))}
-        name = ROOT_DEVICE if root else device_name(int(volume.get("deviceid") or 1))
-        devices.append({"DeviceName": name, "Ebs": {k: v for k, v in ebs.items() if v is not None}})
+        ebs = {"DeleteOnTermination": delete, "Status": "attached"}
+        _put(ebs, "AttachTime", view.time(volume.get("attached") or volume.get("created")))
+        owner = f"{volume.get('domainid', '')}/{volume.get('account', '')}"  # owner_key, inlined
+        _put(ebs, "VolumeId", volumes_ids.get((volume["id"], owner)))
+        devices.append({"DeviceName": ROOT_DEVICE if root else device_name(int(volume.get("deviceid") or 1)),
+                        "Ebs": ebs})
     return devices
+
+
+def _device_number(volume: dict) -> int:
+    return int(volume.get("deviceid") or 0)
 
 
 # -- tombstones: instances CloudStack no longer lists ------------------------------------------
@@ -301,4 +372,11 @@ PRIVATE_KEYS = ("ReservationId", "OwnerId", "VmId", "SortKey")
 
 def public(item: dict) -> dict:
     """The item without the bridge's bookkeeping keys, ready to render."""
-    return {key: value for key, value in item.items() if key not in PRIVATE_KEYS}
+    return strip_private(dict(item))  # a copy and four deletions: cheaper than a rebuilt dict
+
+
+def strip_private(item: dict) -> dict:
+    """``public`` in place, for items nobody else holds (a large page then needs no copies)."""
+    for key in PRIVATE_KEYS:
+        item.pop(key, None)
+    return item

@@ -92,7 +92,7 @@ async def describe_instances(ctx, request: dict) -> dict:
         if not reservations or reservations[-1]["ReservationId"] != item["ReservationId"]:
             reservations.append({"ReservationId": item["ReservationId"], "OwnerId": item["OwnerId"],
                                  "Groups": [], "Instances": []})
-        reservations[-1]["Instances"].append(instance_view.public(item))
+        reservations[-1]["Instances"].append(instance_view.strip_private(item))  # the items are this call's own
     output = {"Reservations": reservations}
     if page.get("NextToken"):
         output["NextToken"] = page["NextToken"]
@@ -124,7 +124,7 @@ async def describe_instance_status(ctx, request: dict) -> dict:
         running_only = {"Name": "instance-state-name", "Values": ["running"]}
         request = {**request, "Filters": [*(request.get("Filters") or []), running_only]}
     page = await describe(STATUSES, ctx, request)
-    page["InstanceStatuses"] = [instance_view.public(item) for item in page["InstanceStatuses"]]
+    page["InstanceStatuses"] = [instance_view.strip_private(item) for item in page["InstanceStatuses"]]
     return page
 
 

@@ -2,8 +2,9 @@
 
 Design:
 - A :class:`Credential` is what the server needs to verify a request and call CloudStack on
-  the caller's behalf. Secrets live in memory only as long as a request needs them and are
-  hidden from ``repr`` so that a stray log line cannot leak them.
+  the caller's behalf. Secrets live in memory only as long as a request needs them (a store
+  may keep an opened credential for a second, to spare back-to-back requests the
+  decryptions) and are hidden from ``repr`` so that a stray log line cannot leak them.
 - :class:`KeyStore` is the storage interface (async, so that a PostgreSQL backend can
   implement it later). ``ec2bridge.stores`` holds the SQLite implementation.
 - :class:`SecretBox` seals secrets at rest with AES-256-GCM under a master key that comes from

@@ -15,8 +15,10 @@ ISO 8601 UTC with milliseconds, blobs base64; ``None`` members are left out.
 
 Speed matters (a DescribeInstances page can hold thousands of instances), so each output
 shape is compiled once: a structure into a generated function of straight-line code with
-its tags as literals, lists and maps into small closures around those. Rendering is then
-dict lookups and string appends to one list, joined at the end. Escaping is the one cost
+its tags as literals and its nested structures and lists of structures written inline
+(other lists and maps are small closures). Rendering is then dict lookups and string
+appends to one list, one string per large list item (an instance), encoded and joined at
+the end. Escaping is the one cost
 that would grow with every string, so it is done in bulk: the first pass sets every string
 aside as it writes it, one scan of all of them together decides, and only a document that
 holds ``&``, ``<``, ``>``, a non-printable character or a value that is not a string is
@@ -283,59 +285,106 @@ def _structure_items(write_content: _Write, item: str, label: str) -> _Write:
 # A structure's writer is the hot loop of every render, so it is generated once per shape
 # as straight-line Python, the way dataclasses builds __init__: one block per member with
 # its tags as literals, no loop over members and no call per string, integer or boolean.
-# Tags are checked against _TAG before they enter the source, and names enter via repr().
+# Nested structures are written inline, and so are lists of small structures (tags, groups,
+# block devices: a loop in the generated code), so that a whole instance is one call. A list
+# of large structures (the instances of a reservation) calls the item's own writer once per
+# item, which renders the item into one string: the document is then a list of a few large
+# strings rather than millions of small ones. Tags are checked against _TAG before they enter
+# the source; names and labels enter via repr().
 
-_STRING, _INTEGER, _BOOLEAN, _TEXT, _NESTED, _OTHER = "string", "integer", "boolean", "text", "nested", "other"
 _TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_INLINE_ITEM_MEMBERS = 16  # a list item with more members is written by its own writer
+_INLINE_DEPTH = 8  # bounds the generated code should a model nest deeply
 
 
-class _Member(NamedTuple):
-    name: str  # the botocore member name: the key in the engine's dict
-    kind: str  # how it is written, one of the kinds above
-    tag: str
-    label: str  # Shape.member, for error messages
-    helper: Any = None  # to_text, or the content writer (_NESTED), or the element writer (_OTHER)
+class _Source:
+    """The source of one generated writer, and the objects its code refers to by name."""
 
+    def __init__(self, compiler: "_Compiler"):
+        self.compiler = compiler
+        self.careful = compiler.careful
+        self.lines = ["def write(value, append, keep):"]
+        self.namespace: dict[str, Any] = {"_mapping": _mapping, "_sequence": _sequence, "_string": _string,
+                                          "_clean": _clean, "_unknown_members": _unknown_members}
 
-def _member_source(index: int, member: _Member, careful: bool) -> list[str]:
-    tag, label, helper, kind = member.tag, repr(member.label), f"helper{index}", member.kind
-    if not _TAG.fullmatch(tag):
-        raise ValueError(f"{member.label} has a locationName that is not an XML name: {tag!r}")
-    if kind == _STRING and careful:
-        block = [f'append(f"<{tag}>{{_clean(_string(v, {label}))}}</{tag}>")']
-    elif kind == _STRING:
-        # Trusted here; the text is checked with all the others at the end, and anything
-        # doubtful (including a value that is not a str) sends the document to the careful pass.
-        block = ["keep(v)", f'append(f"<{tag}>{{v}}</{tag}>")']
-    elif kind == _INTEGER:
-        block = [f'append(f"<{tag}>{{v}}</{tag}>" if v.__class__ is int else f"<{tag}>{{{helper}(v, {label})}}</{tag}>")']
-    elif kind == _BOOLEAN:
-        block = [f'append("<{tag}>true</{tag}>" if v is True else "<{tag}>false</{tag}>" if v is False '
-                 f"else {helper}(v, {label}))"]
-    elif kind == _TEXT:
-        block = [f'append(f"<{tag}>{{{helper}(v, {label})}}</{tag}>")']
-    elif kind == _NESTED:
-        block = [f'append("<{tag}>")', f"{helper}(v, append, keep)", f'append("</{tag}>")']
-    else:
-        block = [f"{helper}(v, append, keep)"]
-    return [f"    v = get({member.name!r})", "    if v is not None:"] + [f"        {line}" for line in block]
+    def ref(self, obj: Any) -> str:
+        name = f"ref{len(self.namespace)}"
+        self.namespace[name] = obj
+        return name
 
+    def add(self, indent: int, *lines: str) -> None:
+        self.lines.extend("    " * indent + line for line in lines)
 
-def _structure(members: tuple[_Member, ...], label: str, careful: bool) -> _Write:
-    """The writer of a structure's content: its present members, in model order."""
-    lines = ["def write(value, append, keep):",
-             "    if value.__class__ is not dict:",
-             "        value = _mapping(value, label)",
-             "    if not known.issuperset(value):",
-             "        _unknown_members(value, known, label)",
-             "    get = value.get"]
-    for index, member in enumerate(members):
-        lines += _member_source(index, member, careful)
-    namespace = {"known": frozenset(member.name for member in members), "label": label, "_mapping": _mapping,
-                 "_unknown_members": _unknown_members, "_string": _string, "_clean": _clean}
-    namespace.update((f"helper{index}", member.helper) for index, member in enumerate(members))
-    exec(compile("\n".join(lines), f"<writer of {label}>", "exec"), namespace)
-    return namespace["write"]
+    def function(self, label: str) -> _Write:
+        exec(compile("\n".join(self.lines), f"<writer of {label}>", "exec"), self.namespace)
+        return self.namespace["write"]
+
+    def structure(self, members: tuple[tuple[str, Shape], ...], label: str, var: str, indent: int, depth: int,
+                  inlined: tuple[str, ...]) -> None:
+        """Code writing the present members of the structure in ``var``, in model order."""
+        known, get, value = self.ref(frozenset(name for name, _ in members)), f"get{depth}", f"v{depth}"
+        self.add(indent, f"if {var}.__class__ is not dict:", f"    {var} = _mapping({var}, {label!r})",
+                 f"if not {known}.issuperset({var}):", f"    _unknown_members({var}, {known}, {label!r})",
+                 f"{get} = {var}.get")
+        for name, shape in members:
+            self.add(indent, f"{value} = {get}({name!r})", f"if {value} is not None:")
+            self.member(shape, name, f"{label}.{name}", value, indent + 1, depth, inlined)
+
+    def member(self, shape: Shape, name: str, label: str, value: str, indent: int, depth: int,
+               inlined: tuple[str, ...]) -> None:
+        tag, kind = _element_name(shape, name), shape.type_name
+        if not _TAG.fullmatch(tag):
+            raise ValueError(f"{label} has a locationName that is not an XML name: {tag!r}")
+        if kind in _STRINGS and self.careful:
+            self.add(indent, f'append(f"<{tag}>{{_clean(_string({value}, {label!r}))}}</{tag}>")')
+        elif kind in _STRINGS:
+            # Trusted here; the text is checked with all the others at the end, and anything
+            # doubtful (including a value that is not a str) sends the document to the careful pass.
+            self.add(indent, f"keep({value})", f'append(f"<{tag}>{{{value}}}</{tag}>")')
+        elif kind in ("integer", "long"):
+            helper = self.ref(_integer_text)
+            self.add(indent, f'append(f"<{tag}>{{{value}}}</{tag}>" if {value}.__class__ is int '
+                             f'else f"<{tag}>{{{helper}({value}, {label!r})}}</{tag}>")')
+        elif kind == "boolean":
+            helper = self.ref(_boolean_text)
+            self.add(indent, f'append("<{tag}>true</{tag}>" if {value} is True else "<{tag}>false</{tag}>" '
+                             f"if {value} is False else {helper}({value}, {label!r}))")
+        elif kind in _SAFE_TEXT:
+            helper = self.ref(_SAFE_TEXT[kind])
+            self.add(indent, f'append(f"<{tag}>{{{helper}({value}, {label!r})}}</{tag}>")')
+        elif kind == "structure":
+            self.add(indent, f'append("<{tag}>")')
+            self.nested(shape, value, indent, depth, inlined)
+            self.add(indent, f'append("</{tag}>")')
+        elif kind == "list" and shape.member.type_name == "structure" and not shape.serialization.get("flattened"):
+            self.structure_list(shape, tag, label, value, indent, depth, inlined)
+        else:
+            helper = self.ref(self.compiler.element(shape, tag, label))
+            self.add(indent, f"{helper}({value}, append, keep)")
+
+    def nested(self, shape: Shape, var: str, indent: int, depth: int, inlined: tuple[str, ...]) -> None:
+        """A structure's members, inline unless the shape contains itself or nests too deep."""
+        if shape.name in inlined or depth >= _INLINE_DEPTH:
+            self.add(indent, f"{self.ref(self.compiler.structure(shape))}({var}, append, keep)")
+        else:
+            self.structure(tuple(shape.members.items()), shape.name, var, indent, depth + 1, inlined + (shape.name,))
+
+    def structure_list(self, shape: Shape, tag: str, label: str, value: str, indent: int, depth: int,
+                       inlined: tuple[str, ...]) -> None:
+        item_shape, element = shape.member, f"e{depth}"
+        item = item_shape.serialization.get("name", self.compiler.default_item)
+        self.add(indent, f"if {value}.__class__ is not list:", f"    {value} = _sequence({value}, {label!r})",
+                 f"if {value}:", f'    append("<{tag}>")', f"    for {element} in {value}:")
+        if len(item_shape.members) <= _INLINE_ITEM_MEMBERS:
+            self.add(indent + 2, f'append("<{item}>")')
+            self.nested(item_shape, element, indent + 2, depth, inlined)
+            self.add(indent + 2, f'append("</{item}>")')
+        else:
+            writer = self.ref(self.compiler.structure(item_shape))
+            self.add(indent + 2, f'parts = ["<{item}>"]', f"{writer}({element}, parts.append, keep)",
+                     f'parts.append("</{item}>")', 'append("".join(parts))')
+        # <tagSet/>: AWS sends empty lists; botocore reads []
+        self.add(indent, f'    append("</{tag}>")', "else:", f'    append("<{tag}/>")')
 
 
 def _unknown_members(value: Mapping, known: frozenset, label: str) -> None:
@@ -363,24 +412,14 @@ class _Compiler:
         # Registered before its members are compiled, through a forwarder, in case a shape
         # contains itself (none of EC2's or STS's output shapes does today).
         self.structures[shape.name] = lambda value, append, keep: compiled[0](value, append, keep)
-        members = tuple(self.member(member, name, shape.name) for name, member in shape.members.items())
-        compiled.append(_structure(members, shape.name, self.careful))
+        compiled.append(self.members(tuple(shape.members.items()), shape.name))
         self.structures[shape.name] = compiled[0]
         return compiled[0]
 
-    def member(self, shape: Shape, name: str, parent: str) -> _Member:
-        tag, label, kind = _element_name(shape, name), f"{parent}.{name}", shape.type_name
-        if kind in _STRINGS:
-            return _Member(name, _STRING, tag, label)
-        if kind in ("integer", "long"):
-            return _Member(name, _INTEGER, tag, label, _integer_text)
-        if kind == "boolean":
-            return _Member(name, _BOOLEAN, tag, label, _boolean_text)
-        if kind in _SAFE_TEXT:
-            return _Member(name, _TEXT, tag, label, _SAFE_TEXT[kind])
-        if kind == "structure":
-            return _Member(name, _NESTED, tag, label, self.structure(shape))
-        return _Member(name, _OTHER, tag, label, self.element(shape, tag, label))
+    def members(self, members: tuple[tuple[str, Shape], ...], label: str) -> _Write:
+        source = _Source(self)
+        source.structure(members, label, "value", 1, 0, (label,))
+        return source.function(label)
 
     def element(self, shape: Shape, tag: str, label: str) -> _Write:
         """The writer of one element, tags included."""
@@ -428,12 +467,10 @@ class _Compiler:
         return entries if flattened else _element(entries, f"<{tag}>", f"</{tag}>")
 
 
-def _no_output_writer(operation: OperationModel, careful: bool) -> _Write:
-    # botocore's model drops the output of 53 EC2 actions (CreateTags, RebootInstances,
-    # DeleteVolume, ...) because the SDK shows nothing, but AWS answers them with
-    # <return>true</return>, which libcloud and boto 2 read.
-    return _structure((_Member("Return", _BOOLEAN, "return", "return", _boolean_text),), f"{operation.name}Result",
-                      careful)
+# botocore's model drops the output of 53 EC2 actions (CreateTags, RebootInstances,
+# DeleteVolume, ...) because the SDK shows nothing, but AWS answers them with
+# <return>true</return>, which libcloud and boto 2 read.
+_RETURN = (("Return", Shape("Boolean", {"type": "boolean", "locationName": "return"})),)
 
 
 # Caches keyed by immutable names: a compiler per (service, version, protocol, pass), a
@@ -447,12 +484,12 @@ def _output_writer(operation: OperationModel, careful: bool) -> _Write:
     compiler_key = (service.service_name, service.api_version, service.protocol, careful)
     writer = _WRITERS.get(compiler_key + (operation.name,))
     if writer is None:
+        compiler = _COMPILERS.get(compiler_key)
+        if compiler is None:
+            compiler = _COMPILERS[compiler_key] = _Compiler(service.protocol, careful)
         if operation.output_shape is None:
-            writer = _no_output_writer(operation, careful)
+            writer = compiler.members(_RETURN, f"{operation.name}Result")
         else:
-            compiler = _COMPILERS.get(compiler_key)
-            if compiler is None:
-                compiler = _COMPILERS[compiler_key] = _Compiler(service.protocol, careful)
             writer = compiler.structure(operation.output_shape)
         _WRITERS[compiler_key + (operation.name,)] = writer
     return writer
@@ -473,15 +510,43 @@ def render_response(operation: OperationModel, output: Mapping[str, Any], *, ver
     version's namespace; STS always in its model's. Raises ``ValueError`` when ``output``
     does not fit the output shape.
     """
-    head, tail = _envelope(operation, version, _clean(request_id))
+    plan = _PLANS.get(operation)
+    if plan is None:
+        plan = _PLANS[operation] = _Plan(_output_writer(operation, careful=False),
+                                         _output_writer(operation, careful=True), {})
+    envelope = plan.envelopes.get(version)
+    if envelope is None:
+        envelope = _envelope(operation, version)
+        if len(plan.envelopes) < _MAX_VERSIONS:
+            plan.envelopes[version] = envelope
+    request_id = _clean(request_id)
+    head, tail = envelope[0].replace(_ID_SLOT, request_id), envelope[1].replace(_ID_SLOT, request_id)
     texts: list = []
     out = [head]
-    _output_writer(operation, careful=False)(output, out.append, texts.append)
+    plan.fast(output, out.append, texts.append)
     if not _plain_texts(texts):
         out = [head]
-        _output_writer(operation, careful=True)(output, out.append, None)
+        plan.careful(output, out.append, None)
     out.append(tail)
-    return "".join(out).encode("utf-8")
+    # Encoded part by part, each dropped once encoded: a large document then never exists
+    # as text and as bytes at once.
+    for index, part in enumerate(out):
+        out[index] = part.encode("utf-8")
+    return b"".join(out)
+
+
+class _Plan(NamedTuple):
+    """What rendering one operation takes, looked up once per OperationModel object."""
+
+    fast: _Write
+    careful: _Write
+    envelopes: dict[str, tuple[str, str]]  # API version -> envelope
+
+
+_PLANS: dict[OperationModel, _Plan] = {}
+_MAX_VERSIONS = 16  # envelopes kept per operation; clients use a handful of API versions
+# Where the request id goes in a cached envelope: NUL cannot occur in the names around it.
+_ID_SLOT = "\x00"
 
 
 def _plain_texts(texts: list) -> bool:
@@ -492,20 +557,20 @@ def _plain_texts(texts: list) -> bool:
         return False
 
 
-def _envelope(operation: OperationModel, version: str, request_id: str) -> tuple[str, str]:
-    """The text before and after the output's members."""
+def _envelope(operation: OperationModel, version: str) -> tuple[str, str]:
+    """The text before and after the output's members, the request id at ``_ID_SLOT``."""
     action = operation.name
     service = operation.service_model
     if service.protocol == "ec2":
         if not is_api_version(version):
             raise ValueError(f"render_response needs a validated API version, got {version!r}")
         namespace = EC2_NAMESPACE.format(version=version)
-        return (f'{_XML_DECLARATION}<{action}Response xmlns="{namespace}"><requestId>{request_id}</requestId>',
+        return (f'{_XML_DECLARATION}<{action}Response xmlns="{namespace}"><requestId>{_ID_SLOT}</requestId>',
                 f"</{action}Response>")
     shape = operation.output_shape
     wrapper = shape.serialization.get("resultWrapper") if shape is not None else None
     head = f'{_XML_DECLARATION}<{action}Response xmlns="{service.metadata["xmlNamespace"]}">'
-    tail = f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"
+    tail = f"<ResponseMetadata><RequestId>{_ID_SLOT}</RequestId></ResponseMetadata></{action}Response>"
     if wrapper:
         head, tail = f"{head}<{wrapper}>", f"</{wrapper}>{tail}"
     return head, tail

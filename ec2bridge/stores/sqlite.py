@@ -9,6 +9,7 @@ thread hop. WAL mode lets readers in other bridge processes proceed during a wri
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,17 +95,41 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 class SqliteKeyStore(KeyStore):
+    """Access keys in SQLite, the row read on every lookup.
+
+    Every ``get`` reads the key's row (a primary-key lookup), so a key disabled, deleted or
+    rotated by any process stops working at its next request. What is cached is only the
+    work of opening the row: the two AES-GCM decryptions. A cached credential is reused when
+    the row read is exactly the row it was opened from, and for at most
+    ``OPENED_TTL`` seconds, after which the row is opened again.
+    """
+
+    OPENED_TTL = 1.0
+    _MAX_OPENED = 4096
+
     def __init__(self, database: SqliteDatabase, box: SecretBox):
         database.migrate("keys", KEY_MIGRATIONS)
         self._db = database.connection
         self._box = box
+        self._opened: dict[str, tuple[tuple, Credential, float]] = {}  # access key -> (row, credential, until)
 
     async def get(self, access_key: str) -> Credential | None:
         row = self._db.execute(
             "SELECT access_key, secret_sealed, cloudstack_api_key, cloudstack_secret_sealed,"
             " enabled, source, created_at, verified_at FROM access_keys WHERE access_key = ?",
             (access_key,)).fetchone()
-        return self._credential(row) if row else None
+        if row is None:
+            self._opened.pop(access_key, None)
+            return None
+        now = time.monotonic()
+        opened = self._opened.get(access_key)
+        if opened is not None and opened[0] == row and now < opened[2]:
+            return opened[1]
+        credential = self._credential(row)
+        if len(self._opened) >= self._MAX_OPENED:
+            self._opened = {key: entry for key, entry in self._opened.items() if now < entry[2]}
+        self._opened[access_key] = (row, credential, now + self.OPENED_TTL)
+        return credential
 
     def _credential(self, row: tuple) -> Credential:
         access_key, secret, cs_key, cs_secret, enabled, source, created, verified = row
@@ -155,7 +180,9 @@ class SqliteIdMap(IdMap):
     """Id rows in SQLite with a process-local cache (rows never change, so it never goes stale).
 
     Minting is race-free across processes: ``INSERT OR IGNORE`` against the unique
-    (kind, backend id, account) constraint, then a re-read returns whichever id won.
+    (kind, backend id, account) constraint, then a re-read returns whichever id won. The cache
+    is one table per kind keyed by the very (backend id, account) pairs callers pass, so a
+    describe of thousands of objects finds its ids without building a key per object.
     """
 
     _CHUNK = 400  # stays under SQLite's bound-parameter limit
@@ -163,22 +190,23 @@ class SqliteIdMap(IdMap):
     def __init__(self, database: SqliteDatabase):
         database.migrate("ids", ID_MIGRATIONS)
         self._db = database.connection
-        self._by_backend: dict[tuple[str, str, str], str] = {}
+        self._by_backend: dict[str, dict[tuple[str, str], str]] = {}
         self._by_ec2: dict[str, IdRecord] = {}
 
     def _remember(self, record: IdRecord) -> None:
-        self._by_backend[(record.kind, record.backend_id, record.account)] = record.ec2_id
+        self._by_backend.setdefault(record.kind, {})[(record.backend_id, record.account)] = record.ec2_id
         self._by_ec2[record.ec2_id] = record
 
     async def ec2_ids(self, kind: str, objects: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        found = {obj: self._by_backend.get((kind, *obj)) for obj in objects}
+        known = self._by_backend.setdefault(kind, {})
+        found = {obj: known.get(obj) for obj in objects}
         missing = [obj for obj, ec2_id in found.items() if ec2_id is None]
         if missing:
             self._load(kind, missing)
-            unminted = [obj for obj in missing if (kind, *obj) not in self._by_backend]
+            unminted = [obj for obj in missing if obj not in known]
             if unminted:
                 self._mint(kind, unminted)
-            found.update({obj: self._by_backend[(kind, *obj)] for obj in missing})
+            found.update({obj: known[obj] for obj in missing})
         return found  # type: ignore[return-value]
 
     def _load(self, kind: str, objects: list[tuple[str, str]]) -> None:
