@@ -20,6 +20,7 @@ import secrets
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -98,6 +99,8 @@ def start_simulator(workdir: Path, keys: Keys, vms: int, job_duration: float = 0
 
 
 # -- the bridge ------------------------------------------------------------------------------------
+BRIDGE_WORKERS = int(os.environ.get("BENCH_BRIDGE_WORKERS", os.cpu_count() or 1))
+
 def start_bridge(workdir: Path, simulator: Simulator, name: str) -> Server:
     data_dir = workdir / name
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,8 +111,10 @@ def start_bridge(workdir: Path, simulator: Simulator, name: str) -> Server:
     config.chmod(0o600)
     port = processes.free_port()
     # WARNING: no per-request access log line, as an operator would run it under load.
+    # One worker per core, as an operator would run it on this 2-core machine.
     argv = [PYTHON, "-m", "ec2bridge", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(data_dir), "--config", str(config), "--log-level", "WARNING"]
+            "--data-dir", str(data_dir), "--config", str(config), "--log-level", "WARNING",
+            "--workers", str(BRIDGE_WORKERS)]
     return processes.start(name, argv, port, workdir, probe_path="/healthz")
 
 

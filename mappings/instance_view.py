@@ -139,6 +139,11 @@ async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: 
         ctx.cs_list("listVolumes", **volume_params) if with_volumes else _nothing(),
         ctx.cs_list("listNetworks"),
         ctx.cs_list("listTemplates", templatefilter="executable"))
+    known = {t["id"] for t in templates}
+    if any(vm.get("templateid") not in known for vm in vms if vm.get("templateid")):
+        # A template shared with the caller is neither its own nor public: its owner, which
+        # the AMI id is minted under, comes from the shared listing (one call, only when needed).
+        templates = templates + await ctx.cs_list("listTemplates", templatefilter="sharedexecutable")
     view = await build_view(ctx, vms, volumes, networks, templates)
     items = []
     # Each raw VM is dropped as soon as it is converted, so that a large listing needs the

@@ -183,6 +183,8 @@ def test_launch_from_an_image_shared_with_the_caller(world):
     [instance] = launch(launcher, ImageId=shared["ImageId"])
     [vm] = vms_of(world, launcher_name)
     assert vm["state"] == "Running" and vm["template_id"] == world.backend(shared["ImageId"])
+    [described] = [i for r in launcher.describe_instances(InstanceIds=[instance])["Reservations"] for i in r["Instances"]]
+    assert described["ImageId"] == shared["ImageId"]  # the same AMI id DescribeImages shows
     # Not shared with this account: as invisible as an image that does not exist (CloudStack: 531).
     with pytest.raises(botocore.exceptions.ClientError) as error:
         stranger.run_instances(ImageId=shared["ImageId"], InstanceType="t2.micro", MinCount=1, MaxCount=1)
