@@ -17,7 +17,6 @@ import pytest
 from boto.ec2.regioninfo import RegionInfo
 from botocore.config import Config as BotoConfig
 
-from cloudstack_sim.commands.tags import RESOURCE_KINDS
 from cloudstack_sim.faults import FaultRule
 from cloudstack_sim.seed import USER_TYPE, add_account, add_user
 from ec2bridge.cloudstack import CloudStackError
@@ -455,9 +454,7 @@ def test_revoke_by_rule_ids(ec2):
                       SecurityGroupRuleIds=[egress_id]) == "InvalidSecurityGroupRuleId.NotFound"
 
 
-# Real CloudStack tags rules (ResourceObjectType.SecurityGroupRule) and lists each rule's tags;
-# the test runs as soon as the simulator does too.
-@pytest.mark.skipif("SecurityGroupRule" not in RESOURCE_KINDS, reason="the simulator cannot tag security group rules yet")
+# Real CloudStack tags rules (ResourceObjectType.SecurityGroupRule) and lists each rule's tags.
 def test_rule_descriptions_and_tags(ec2):
     group_id, _ = new_group(ec2)
     answer = ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[
