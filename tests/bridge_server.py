@@ -48,6 +48,13 @@ class BridgeServer:
     def call(self, coro, timeout: float = 60):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def run(self, function, *args, **kwargs):
+        """``function(*args, **kwargs)`` on the bridge's loop, where the embedded simulator's
+        state may be touched safely."""
+        async def on_loop():
+            return function(*args, **kwargs)
+        return self.call(on_loop())
+
     @property
     def services(self):
         return self.app[SERVICES]

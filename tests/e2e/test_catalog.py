@@ -49,9 +49,7 @@ def error_of(call, *args, **kwargs) -> dict:
 
 def on_sim(bridge, change):
     """Run ``change(simulator state)`` on the bridge's loop, where the simulator lives."""
-    async def run():
-        return change(bridge.services.simulator.state)
-    return bridge.call(run())
+    return bridge.run(change, bridge.services.simulator.state)
 
 
 def sim_rows(bridge, kind: str) -> list[dict]:

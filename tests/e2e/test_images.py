@@ -40,9 +40,7 @@ class World:
         self.state = bridge.services.simulator.state
 
     def run(self, function, *args, **kwargs):
-        async def on_loop():
-            return function(*args, **kwargs)
-        return self.bridge.call(on_loop())
+        return self.bridge.run(function, *args, **kwargs)
 
     def account(self, prefix: str) -> tuple[dict, tuple[str, str]]:
         def create():

@@ -46,9 +46,7 @@ class World:
         self.state = bridge.services.simulator.state
 
     def run(self, function, *args, **kwargs):
-        async def on_loop():
-            return function(*args, **kwargs)
-        return self.bridge.call(on_loop())
+        return self.bridge.run(function, *args, **kwargs)
 
     def client(self, prefix: str = "inst", **limits):
         """A boto3 client for a fresh CloudStack account (with these resource limits)."""

@@ -430,9 +430,7 @@ class World:
 
     def on_sim(self, change: Callable[[Any], Any]) -> Any:
         """``change(simulator state)``, run on the bridge's loop where the simulator lives."""
-        async def run():
-            return change(self.bridge.services.simulator.state)
-        return self.bridge.call(run())
+        return self.bridge.run(change, self.bridge.services.simulator.state)
 
     def own_template(self, state) -> dict:
         """A private template of this account, copied from a seeded one."""
