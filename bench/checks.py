@@ -10,6 +10,8 @@ yet answers ``UnsupportedOperation``.
 
 from __future__ import annotations
 
+import abc
+
 import http.client
 import json
 import re
@@ -29,9 +31,10 @@ class WrongAnswer(Exception):
     """The server's answer to the probe's request is not the one the benchmark must measure."""
 
 
-class Expectation:
+class Expectation(abc.ABC):
+    @abc.abstractmethod
     def check(self, status: int, body: bytes) -> None:
-        raise NotImplementedError
+        """Raise :class:`WrongAnswer` unless the answer is the one to measure."""
 
 
 @dataclass(frozen=True)
