@@ -33,13 +33,18 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+import orjson
 
 from ec2bridge.ids import owner_id
+from ec2bridge.protocol.serialize import Rendered
 from ec2bridge.stores.instances import InstanceRow, InstanceStore
 from mappings.common import cs_time
+from mappings.instance_memo import Facts, InstanceMemo, fingerprint
 from mappings.tags import cloudstack_tags, ec2_tag_list
 from mappings.sources import owner_key
+from mappings.zones import CatalogCache
 
 ROOT_DEVICE = "/dev/sda1"
 TERMINATED_VISIBLE_SECONDS = 3600.0  # AWS: "terminated instances remain visible for about an hour"
@@ -53,6 +58,16 @@ LAUNCH_FAILED = ("Server.InternalError", "Server.InternalError: Internal error o
 USER_SHUTDOWN = ("Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown")
 _BOOT_MODES = {"legacy": "legacy-bios", "secure": "uefi", "uefi": "uefi"}
 _ARCHITECTURES = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "i386": "i386"}
+
+
+# Members every instance shares, one object each: items are read-only once built (their
+# owners only add and remove top-level bookkeeping keys), and thousands of instances are
+# kept in memory by the InstanceMemo.
+_STATE_OF = {name: {"Code": code, "Name": name} for name, code in STATES.items()}
+_NONE: list = []
+_MONITORING = {"State": "disabled"}
+_METADATA_OPTIONS = {"State": "applied", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1,
+                     "HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled", "InstanceMetadataTags": "disabled"}
 
 
 def state(name: str) -> dict:
@@ -107,6 +122,15 @@ class View:
     now: float = field(default_factory=time.time)
     owner_ids: dict[str, str] = field(default_factory=dict)  # owner key -> 12-digit id, filled on use
     times: dict[str | None, datetime | None] = field(default_factory=dict)  # CloudStack time text -> datetime
+    shared: dict[tuple, dict] = field(default_factory=dict)  # equal members, one object per batch
+
+    def inputs_of(self, vm: Facts) -> int:
+        """A fingerprint of what ``to_instance`` reads besides the VM itself, the ids (which
+        never change) and the clock (terminated instances, which read it, are not memoised)."""
+        volumes = self.volumes.get(vm.vm_id)
+        return fingerprint(volumes, self.rows.get(vm.vm_id), [self.flags.get(v["id"]) for v in volumes or ()],
+                           [self.domains.get(network) for network in vm.network_ids],
+                           self.template_owner.get(vm.template_id))
 
     def ec2(self, kind: str, backend_id: str | None, owner: str) -> str | None:
         return self.ids.get(kind, {}).get((backend_id, owner)) if backend_id else None
@@ -117,6 +141,19 @@ class View:
             return self.times[text]
         moment = self.times[text] = cs_time(text)
         return moment
+
+    def placement(self, zone_name: str) -> dict:
+        known = self.shared.get(("placement", zone_name))
+        if known is None:
+            known = self.shared[("placement", zone_name)] = {"AvailabilityZone": zone_name, "GroupName": "",
+                                                              "Tenancy": "default"}
+        return known
+
+    def cpu_options(self, cores: int) -> dict:
+        known = self.shared.get(("cpu", cores))
+        if known is None:
+            known = self.shared[("cpu", cores)] = {"CoreCount": cores, "ThreadsPerCore": 1}
+        return known
 
     def owner_id(self, owner: str) -> str:
         # A SHA-256 per instance adds up over thousands; a batch has a handful of owners.
@@ -133,42 +170,131 @@ async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: 
         if not vm_ids:
             return []
         params = {"id": vm_ids[0]} if len(vm_ids) == 1 else {"ids": vm_ids}
-    volume_params = {"virtualmachineid": vm_ids[0]} if vm_ids and len(vm_ids) == 1 else {}
-    vms, volumes, networks, templates = await asyncio.gather(
-        ctx.cs_list("listVirtualMachines", **params),
-        ctx.cs_list("listVolumes", **volume_params) if with_volumes else _nothing(),
-        ctx.cs_list("listNetworks"),
-        ctx.cs_list("listTemplates", templatefilter="executable"))
-    known = {t["id"] for t in templates}
-    if any(vm.get("templateid") not in known for vm in vms if vm.get("templateid")):
+    listed, volumes, networks, templates = await asyncio.gather(
+        ctx.services.cloudstack.list_raw(ctx.creds, "listVirtualMachines", params),
+        _volumes(ctx, vm_ids) if with_volumes else _nothing(),
+        _catalog(ctx, "listNetworks"), _catalog(ctx, "listTemplates", templatefilter="executable"))
+    # Items built with volumes are memoised; the few actions that list without them are not.
+    memo = ctx.services.store(InstanceMemo) if with_volumes else None
+    vms = [_listed_vm(vm_json, memo) for vm_json in listed]
+    del listed
+    facts = [vm.facts for vm in vms]
+    template_ids = {f.template_id for f in facts if f.template_id}
+    networks, templates, volumes = await asyncio.gather(
+        _covering(ctx, networks, {n for f in facts for n in f.network_ids}, "listNetworks"),
+        _covering(ctx, templates, template_ids, "listTemplates", templatefilter="executable"),
+        _covering(ctx, volumes, {f.vm_id for f in facts if f.state not in _NO_ROOT}, "listVolumes", key=_root_of,
+                  max_age=VOLUMES_MAX_AGE, fields=VOLUME_FIELDS) if with_volumes and vm_ids is None
+        else _same(volumes))
+    if not template_ids <= {t["id"] for t in templates}:
         # A template shared with the caller is neither its own nor public: its owner, which
         # the AMI id is minted under, comes from the shared listing (one call, only when needed).
-        templates = templates + await ctx.cs_list("listTemplates", templatefilter="sharedexecutable")
-    view = await build_view(ctx, vms, volumes, networks, templates)
-    items = []
-    # Each raw VM is dropped as soon as it is converted, so that a large listing needs the
-    # memory of its raw VMs or of its items at any one time, not of both.
-    for index, vm in enumerate(vms):
-        vms[index] = None
-        item = to_instance(vm, view)
-        if item is not None:
-            items.append(item)
-    return items
+        templates = templates + await _catalog(ctx, "listTemplates", templatefilter="sharedexecutable")
+    view = await gather_inputs(ctx, facts, volumes, networks, templates)
+    return await convert_all(ctx, vms, view, memo)
+
+
+@dataclass
+class ListedVm:
+    """One VM of a listing: its JSON text, and what is known of it so far."""
+
+    json: bytes
+    key: int                 # hash of the JSON: the memo's key
+    facts: Facts
+    vm: dict | None = None   # the parsed JSON, once needed (at once when the memo lacks it)
+
+    def parsed(self) -> dict:
+        if self.vm is None:
+            self.vm = orjson.loads(self.json)
+        return self.vm
+
+
+def _listed_vm(vm_json: bytes, memo: InstanceMemo | None) -> ListedVm:
+    key = hash(vm_json)
+    facts = memo.facts(key) if memo is not None else None
+    if facts is not None:
+        return ListedVm(vm_json, key, facts)
+    vm = orjson.loads(vm_json)
+    return ListedVm(vm_json, key, Facts.of(vm), vm)
+
+
+# -- what the conversion reads besides the VMs -------------------------------------------------
+# Networks and templates are catalog data, kept a few seconds per caller (mappings.zones); the
+# caller's volumes for a whole-account listing too (AWS's DescribeInstances is eventually
+# consistent as well). A cached listing that lacks something a listed VM refers to (a new
+# network, template, or the root volume of a VM launched since) is fetched again at once, so a
+# new instance is never shown incomplete; what can lag by VOLUMES_MAX_AGE is only a data volume
+# attached or detached outside this process.
+VOLUMES_MAX_AGE = 2.0
+
+
+async def _catalog(ctx, command: str, **params: Any) -> list[dict]:
+    return await ctx.services.store(CatalogCache).listing(ctx, command, **params)
+
+
+# What the conversion reads of a volume; a cached listing keeps no more.
+VOLUME_FIELDS = ("id", "type", "virtualmachineid", "deviceid", "attached", "created", "domainid", "account")
+
+
+async def _volumes(ctx, vm_ids: list[str] | None) -> list[dict]:
+    if vm_ids is None:
+        return await ctx.services.store(CatalogCache).listing(ctx, "listVolumes", max_age=VOLUMES_MAX_AGE,
+                                                               fields=VOLUME_FIELDS)
+    volumes = await ctx.cs_list("listVolumes", **({"virtualmachineid": vm_ids[0]} if len(vm_ids) == 1 else {}))
+    return [{name: volume[name] for name in VOLUME_FIELDS if name in volume} for volume in volumes]
+
+
+async def _covering(ctx, listing: list[dict], wanted: set[str], command: str, *,
+                    key: Callable[[dict], str | None] = lambda obj: obj.get("id"), **options: Any) -> list[dict]:
+    """``listing`` if it has every wanted object (by ``key``), else the listing fetched now
+    (``options``: those of ``CatalogCache.listing`` that gave ``listing``)."""
+    if wanted and not wanted <= set(map(key, listing)):
+        return await ctx.services.store(CatalogCache).listing(ctx, command, fresh=True, **options)
+    return listing
+
+
+async def _same(value: Any) -> Any:
+    return value
+
+
+_NO_ROOT = ("Error", "Destroyed", "Expunging")  # the VMs that may have no root volume listed
+
+
+def _root_of(volume: dict) -> str | None:
+    return volume.get("virtualmachineid") if volume.get("type") == "ROOT" else None
 
 
 async def _nothing() -> list:
     return []
 
 
-async def build_view(ctx, vms: list[dict], volumes: list[dict], networks: list[dict], templates: list[dict]) -> View:
+async def gather_inputs(ctx, vms: list[Facts], volumes: list[dict], networks: list[dict],
+                        templates: list[dict]) -> View:
+    """Everything but the EC2 ids that converting ``vms`` reads, gathered in bulk."""
     store: InstanceStore = ctx.services.store(InstanceStore)
-    idmap = ctx.services.ids
-    rows = await store.by_vm_ids([vm["id"] for vm in vms])
+    by_vm: dict[str, list[dict]] = {}
+    data_volumes = []
+    for volume in volumes:
+        vm_id = volume.get("virtualmachineid")
+        if vm_id:
+            by_vm.setdefault(vm_id, []).append(volume)
+            if volume.get("type") != "ROOT":
+                data_volumes.append(volume["id"])
     # An image's id belongs to the template's owner (public templates look the same to every
     # account), so it is minted under the template's owner, as DescribeImages mints it.
-    template_owner = {t["id"]: owner_key(t) for t in templates}
+    return View(ids={}, rows=await store.by_vm_ids([vm.vm_id for vm in vms]), volumes=by_vm,
+                flags=await store.delete_on_termination(data_volumes),
+                domains={n["id"]: n.get("networkdomain") or "" for n in networks},
+                template_owner={t["id"]: owner_key(t) for t in templates},
+                type_names=instance_type_names(ctx.config))
+
+
+async def mint_ids(ctx, vms: Iterable[dict], view: View) -> None:
+    """The EC2 ids of everything ``vms`` refer to, minted in bulk into ``view.ids``."""
     wanted: dict[str, set[tuple[str, str]]] = {kind: set() for kind in ("ami", "i", "r", "sg", "vol", "vpc", "subnet")}
-    images, instances, groups, vpcs, subnets = (wanted[kind].add for kind in ("ami", "i", "sg", "vpc", "subnet"))
+    images, instances, groups, vpcs, subnets, volumes = (
+        wanted[kind].add for kind in ("ami", "i", "sg", "vpc", "subnet", "vol"))
+    template_owner = view.template_owner
     for vm in vms:  # one pass, the owner worked out once per VM
         owner, template = owner_key(vm), vm.get("templateid")
         instances((vm["id"], owner))
@@ -180,21 +306,39 @@ async def build_view(ctx, vms: list[dict], volumes: list[dict], networks: list[d
             if nic.get("vpcid"):
                 vpcs((nic["vpcid"], owner))
                 subnets((nic["networkid"], owner))
-    wanted["r"] = {pair for pair in wanted["i"] if pair[0] not in rows}
-    by_vm: dict[str, list[dict]] = {}
-    data_volumes = []
-    for volume in volumes:
-        vm_id = volume.get("virtualmachineid")
-        if vm_id:
-            by_vm.setdefault(vm_id, []).append(volume)
-            wanted["vol"].add((volume["id"], owner_key(volume)))
-            if volume.get("type") != "ROOT":
-                data_volumes.append(volume["id"])
-    ids = {kind: (await idmap.ec2_ids(kind, list(pairs)) if pairs else {}) for kind, pairs in wanted.items()}
-    return View(ids=ids, rows=rows, template_owner=template_owner, volumes=by_vm,
-                flags=await store.delete_on_termination(data_volumes),
-                domains={n["id"]: n.get("networkdomain") or "" for n in networks},
-                type_names=instance_type_names(ctx.config))
+        for volume in view.volumes.get(vm["id"], ()):
+            volumes((volume["id"], owner_key(volume)))
+    wanted["r"] = {pair for pair in wanted["i"] if pair[0] not in view.rows}
+    idmap = ctx.services.ids
+    view.ids = {kind: (await idmap.ec2_ids(kind, list(pairs)) if pairs else {}) for kind, pairs in wanted.items()}
+
+
+async def convert_all(ctx, vms: list[ListedVm], view: View, memo: InstanceMemo | None) -> list[dict]:
+    """``to_instance`` of every VM, or a copy of its item from ``memo`` when nothing it is built
+    from changed.
+
+    Each VM is dropped as soon as it is converted, so that a large listing needs the memory
+    of its VMs or of its items at any one time, not of both.
+    """
+    items: list[dict | None] = [None] * len(vms)
+    pending: list[tuple[int, int]] = []
+    for index, listed in enumerate(vms):
+        others = view.inputs_of(listed.facts) if memo is not None else 0
+        kept = memo.item(listed.key, others) if memo is not None else None
+        if kept is None:
+            pending.append((index, others))
+        else:
+            items[index], vms[index] = kept, None
+    if pending:
+        await mint_ids(ctx, (vms[index].parsed() for index, _ in pending), view)
+    service = ctx.services.models.ec2
+    for index, others in pending:
+        listed, vms[index] = vms[index], None
+        item = to_instance(listed.parsed(), view)
+        if item is not None and memo is not None:
+            item = memo.put(listed.key, listed.facts, others, item, PRIVATE_KEYS, service)
+        items[index] = item
+    return [item for item in items if item is not None]
 
 
 def to_instance(vm: dict, view: View) -> dict | None:
@@ -216,14 +360,14 @@ def to_instance(vm: dict, view: View) -> dict | None:
     template = get("templateid")
     type_names, offering_name = view.type_names, get("serviceofferingname")
     item: dict[str, Any] = {
-        "State": {"Code": STATES[name], "Name": name},
+        "State": _STATE_OF[name],
         "PrivateDnsName": _private_dns(vm, nic, view),
         "PublicDnsName": "",
         "StateTransitionReason": row.transition_reason if row else "",
         "AmiLaunchIndex": row.launch_index if row else 0,
-        "ProductCodes": [],
-        "Placement": {"AvailabilityZone": get("zonename", ""), "GroupName": "", "Tenancy": "default"},
-        "Monitoring": {"State": "disabled"},
+        "ProductCodes": _NONE,
+        "Placement": view.placement(get("zonename", "")),
+        "Monitoring": _MONITORING,
         "Architecture": _ARCHITECTURES.get(get("arch") or "x86_64", "x86_64"),
         "RootDeviceType": "ebs",
         "RootDeviceName": ROOT_DEVICE,
@@ -237,10 +381,8 @@ def to_instance(vm: dict, view: View) -> dict | None:
         "Hypervisor": "xen",
         "EbsOptimized": False,
         "EnaSupport": False,
-        "CpuOptions": {"CoreCount": int(get("cpunumber") or 1), "ThreadsPerCore": 1},
-        "MetadataOptions": {"State": "applied", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1,
-                            "HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled",
-                            "InstanceMetadataTags": "disabled"},
+        "CpuOptions": view.cpu_options(int(get("cpunumber") or 1)),
+        "MetadataOptions": _METADATA_OPTIONS,
         "BootMode": _BOOT_MODES.get((get("bootmode") or "legacy").lower(), "legacy-bios"),
         "PlatformDetails": "Windows" if windows else "Linux/UNIX",
         "UsageOperation": "RunInstances:0002" if windows else "RunInstances",
@@ -269,6 +411,12 @@ def to_instance(vm: dict, view: View) -> dict | None:
     if nic and nic.get("vpcid"):
         _put(item, "VpcId", view.ec2("vpc", nic["vpcid"], owner))
         _put(item, "SubnetId", view.ec2("subnet", nic["networkid"], owner))
+    return with_sort_key(item)
+
+
+def with_sort_key(item: dict) -> dict:
+    """The order DescribeInstances lists instances in: by reservation, then launch index."""
+    item["SortKey"] = f"{item.get('ReservationId')}/{item.get('AmiLaunchIndex', 0):06d}/{item.get('InstanceId')}"
     return item
 
 
@@ -369,7 +517,7 @@ def _from_tombstone(row: InstanceRow) -> dict:
     item["StateTransitionReason"] = row.transition_reason
     if row.state_reason_code:
         item["StateReason"] = {"Code": row.state_reason_code, "Message": row.state_reason_message or ""}
-    return {key: value for key, value in item.items() if value is not None}
+    return with_sort_key({key: value for key, value in item.items() if value is not None})
 
 
 PRIVATE_KEYS = ("ReservationId", "OwnerId", "VmId", "SortKey")
@@ -381,7 +529,10 @@ def public(item: dict) -> dict:
 
 
 def strip_private(item: dict) -> dict:
-    """``public`` in place, for items nobody else holds (a large page then needs no copies)."""
+    """``public`` in place, for items nobody else holds (a large page then needs no copies).
+    A ``Rendered`` item stays as it is: its XML has no private keys, and others share it."""
+    if item.__class__ is Rendered:
+        return item
     for key in PRIVATE_KEYS:
         item.pop(key, None)
     return item

@@ -75,8 +75,6 @@ async def instance_items(ctx, request: dict) -> list[dict]:
     items = await instance_view.list_instances(ctx, vm_ids)
     gone = await instance_view.recent_tombstones(ctx, owner, {item["VmId"] for item in items})
     items += [item for item in gone if vm_ids is None or item["VmId"] in vm_ids]
-    for item in items:
-        item["SortKey"] = f"{item['ReservationId']}/{item.get('AmiLaunchIndex', 0):06d}/{item['InstanceId']}"
     return items
 
 

@@ -54,12 +54,19 @@ class CatalogCache:
         self._max_entries = max_entries
         self._entries: dict[tuple, tuple[float, asyncio.Future]] = {}
 
-    async def listing(self, ctx: Any, command: str, **params: Any) -> list[dict]:
-        """``ctx.cs_list(command, **params)``, answered from the last few seconds when possible."""
-        key = (ctx.creds[0], command, tuple(sorted(params.items())))
+    async def listing(self, ctx: Any, command: str, *, max_age: float | None = None, fresh: bool = False,
+                      fields: tuple[str, ...] | None = None, **params: Any) -> list[dict]:
+        """``ctx.cs_list(command, **params)``, answered from the last few seconds when possible.
+
+        ``max_age``: at most this old (default: the cache's TTL); ``fresh``: ask CloudStack now;
+        ``fields``: keep only these fields of each object (a large listing then costs less memory).
+        """
+        key = (ctx.creds[0], command, fields, tuple(sorted(params.items())))
         entry = self._entries.get(key)
-        if entry is None or entry[0] <= self._clock():
-            entry = self._start(key, ctx.cs_list(command, **params))
+        now = self._clock()
+        if fresh or entry is None or entry[0] <= now or (max_age is not None and entry[0] - self._ttl + max_age <= now):
+            call = ctx.cs_list(command, **params)
+            entry = self._start(key, call if fields is None else _only(fields, call))
         # shield: one caller giving up (a client disconnect) must not cancel the call that
         # other callers of the same key are waiting for.
         return await asyncio.shield(entry[1])
@@ -81,6 +88,10 @@ class CatalogCache:
         future = entry[1]
         if (future.cancelled() or future.exception() is not None) and self._entries.get(key) is entry:
             del self._entries[key]
+
+
+async def _only(fields: tuple[str, ...], call: Awaitable[list[dict]]) -> list[dict]:
+    return [{name: obj[name] for name in fields if name in obj} for obj in await call]
 
 
 async def visible_zones(ctx: Any) -> list[dict]:

@@ -73,12 +73,12 @@ async def test_list_all_fetches_every_page_and_the_rest_concurrently(sim, client
     in_flight = peak = 0
     original = client.call
 
-    async def counting(creds, command, params=None):
+    async def counting(creds, command, params=None, **options):
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         try:
-            return await original(creds, command, params)
+            return await original(creds, command, params, **options)
         finally:
             in_flight -= 1
 

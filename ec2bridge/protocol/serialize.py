@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from botocore.model import OperationModel, Shape
+from botocore.model import OperationModel, ServiceModel, Shape
 
 from ec2bridge.errors import EC2Error
 from ec2bridge.protocol.model import is_api_version
@@ -305,7 +305,8 @@ class _Source:
         self.careful = compiler.careful
         self.lines = ["def write(value, append, keep):"]
         self.namespace: dict[str, Any] = {"_mapping": _mapping, "_sequence": _sequence, "_string": _string,
-                                          "_clean": _clean, "_unknown_members": _unknown_members}
+                                          "_clean": _clean, "_unknown_members": _unknown_members,
+                                          "Rendered": Rendered}
 
     def ref(self, obj: Any) -> str:
         name = f"ref{len(self.namespace)}"
@@ -381,8 +382,10 @@ class _Source:
             self.add(indent + 2, f'append("</{item}>")')
         else:
             writer = self.ref(self.compiler.structure(item_shape))
-            self.add(indent + 2, f'parts = ["<{item}>"]', f"{writer}({element}, parts.append, keep)",
-                     f'parts.append("</{item}>")', 'append("".join(parts))')
+            self.add(indent + 2, f"if {element}.__class__ is Rendered and {element}.shape == {item_shape.name!r}:",
+                     f'    append("<{item}>")', f"    append({element}.xml)", f'    append("</{item}>")', "else:",
+                     f'    parts = ["<{item}>"]', f"    {writer}({element}, parts.append, keep)",
+                     f'    parts.append("</{item}>")', '    append("".join(parts))')
         # <tagSet/>: AWS sends empty lists; botocore reads []
         self.add(indent, f'    append("</{tag}>")', "else:", f'    append("<{tag}/>")')
 
@@ -479,14 +482,20 @@ _COMPILERS: dict[tuple[str, str, str, bool], _Compiler] = {}
 _WRITERS: dict[tuple[str, str, str, bool, str], _Write] = {}
 
 
+def _compiler(service: ServiceModel, careful: bool) -> _Compiler:
+    key = (service.service_name, service.api_version, service.protocol, careful)
+    compiler = _COMPILERS.get(key)
+    if compiler is None:
+        compiler = _COMPILERS[key] = _Compiler(service.protocol, careful)
+    return compiler
+
+
 def _output_writer(operation: OperationModel, careful: bool) -> _Write:
     service = operation.service_model
     compiler_key = (service.service_name, service.api_version, service.protocol, careful)
     writer = _WRITERS.get(compiler_key + (operation.name,))
     if writer is None:
-        compiler = _COMPILERS.get(compiler_key)
-        if compiler is None:
-            compiler = _COMPILERS[compiler_key] = _Compiler(service.protocol, careful)
+        compiler = _compiler(service, careful)
         if operation.output_shape is None:
             writer = compiler.members(_RETURN, f"{operation.name}Result")
         else:
@@ -496,6 +505,40 @@ def _output_writer(operation: OperationModel, careful: bool) -> _Write:
 
 
 # --- entry points ----------------------------------------------------------------------
+
+class Rendered(dict):
+    """A read-only output item that carries its own XML (UTF-8), written once by :func:`prerender`.
+
+    Where a list of large structures (the instances of a reservation) holds a ``Rendered`` of
+    the list's item shape, the writer appends its XML instead of walking the dict again: a
+    mapping that keeps the items of unchanged CloudStack objects then renders them for free,
+    and may hand the same object to every call. The dict may hold more keys than its XML
+    shows (bookkeeping the mapping reads); changing it raises ``TypeError``.
+    """
+
+    __slots__ = ("shape", "xml")
+
+    def __init__(self, item: Mapping[str, Any], shape: str, xml: bytes):
+        super().__init__(item)
+        self.shape, self.xml = shape, xml
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a Rendered item is read-only: copy it with dict() to change it")
+
+    __setitem__ = __delitem__ = __ior__ = pop = popitem = clear = update = setdefault = _read_only
+
+
+def prerender(service: ServiceModel, shape_name: str, item: Mapping[str, Any]) -> bytes:
+    """The XML of ``item``'s members as a ``shape_name`` structure (escaped value by value), UTF-8.
+
+    Raises ``ValueError`` as :func:`render_response` does when ``item`` does not fit the shape.
+    """
+    writer = _compiler(service, careful=True).structure(service.shape_for(shape_name))
+    parts: list[str] = []
+    writer(item, parts.append, None)
+    return "".join(parts).encode("utf-8")
+
+
 
 def prepare_writers(operation: OperationModel) -> None:
     """Compile the operation's writers (both passes) now rather than on first use."""
@@ -529,9 +572,10 @@ def render_response(operation: OperationModel, output: Mapping[str, Any], *, ver
         plan.careful(output, out.append, None)
     out.append(tail)
     # Encoded part by part, each dropped once encoded: a large document then never exists
-    # as text and as bytes at once.
+    # as text and as bytes at once. Pre-rendered items are bytes already.
     for index, part in enumerate(out):
-        out[index] = part.encode("utf-8")
+        if part.__class__ is str:
+            out[index] = part.encode("utf-8")
     return b"".join(out)
 
 
