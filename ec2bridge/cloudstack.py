@@ -90,7 +90,7 @@ def _decode(raw: bytes) -> Any:
     return orjson.loads(raw)
 
 
-def _decode_raw_list(raw: bytes) -> Any:
+def split_list_response(raw: bytes) -> Any:
     """A list response whose objects are ``bytes`` of their JSON; any other shape is read in
     full and its objects written back (a response this client did not expect still works)."""
     try:
@@ -168,7 +168,7 @@ class CloudStackClient:
 
     async def list_raw(self, creds: Credentials, command: str, params: Mapping[str, Any] | None = None) -> list[bytes]:
         """``list_all``, each object left as the JSON text CloudStack sent (``orjson.loads`` reads one)."""
-        return await self.list_all(creds, command, params, decode=_decode_raw_list)
+        return await self.list_all(creds, command, params, decode=split_list_response)
 
     async def run(self, creds: Credentials, command: str, params: Mapping[str, Any] | None = None,
                   *, wait: float | None = None) -> dict:

@@ -9,13 +9,14 @@ import logging
 import random
 
 import aiohttp
+import orjson
 import pytest
 from cs.client import cs_encode
 
 import cloudstack_sim
 from cloudstack_sim.faults import FaultRule
 from ec2bridge.backend_errors import translate
-from ec2bridge.cloudstack import BackendUnavailable, CloudStackClient, CloudStackError, JobTimeout
+from ec2bridge.cloudstack import BackendUnavailable, CloudStackClient, CloudStackError, JobTimeout, split_list_response
 from signing import cloudstack as cs_signing
 
 
@@ -88,6 +89,25 @@ async def test_list_all_fetches_every_page_and_the_rest_concurrently(sim, client
     assert len(vms) == len({vm["id"] for vm in vms}) == 250
     assert sim.state.call_counts["listVirtualMachines"] - before == 3  # pages of 100: 1, then 2 and 3 together
     assert peak == 2
+
+
+async def test_list_raw_gives_each_object_as_cloudstack_wrote_it(sim, client):
+    sim.state.seed_vms("demo", 150)
+    parsed = await client.list_all(sim.demo_credentials, "listVirtualMachines")
+    raw = await client.list_raw(sim.demo_credentials, "listVirtualMachines")
+    assert all(isinstance(text, bytes) for text in raw)
+    assert [orjson.loads(text) for text in raw] == parsed and len(raw) == 150
+    assert await client.list_raw(sim.demo_credentials, "listVolumes", {"type": "DATADISK"}) == []
+
+
+def test_raw_list_decoding_takes_an_unexpected_envelope_the_slow_way():
+    # A list response with a member that is neither the count nor the list still splits.
+    body = b'{"listthingsresponse":{"count":2,"note":"x","thing":[{"id":"a","n":[1]},{"id":"b"}]}}'
+    envelope = split_list_response(body)["listthingsresponse"]
+    assert envelope["count"] == 2 and envelope["note"] == "x"
+    assert [orjson.loads(text) for text in envelope["thing"]] == [{"id": "a", "n": [1]}, {"id": "b"}]
+    fast = split_list_response(b'{"listthingsresponse":{"count":1,"thing":[{"id":"a"}]}}')
+    assert fast == {"listthingsresponse": {"count": 1, "thing": [b'{"id":"a"}']}}
 
 
 async def test_empty_list_and_single_page(sim, client):
