@@ -43,6 +43,7 @@ PREFLIGHT_CALLS = 3
 SAMPLES_PER_CONNECTION = 10
 MIN_WAVES = 4
 HEAVY_WAVES = 3
+HEAVY_TARGETS = ("bridge", "moto")  # the servers compared in the targets get one long run if need be
 DUMMY_KEYS = ("AKIAEXAMPLEBENCH0001", "bench-dummy-secret-key")   # raw/trivial check no signature
 PAGE_SIZE = inspect.signature(CloudStackClient).parameters["page_size"].default
 PREFLIGHT_ORDER = {"bridge": 0, "moto": 1, "floor": 2, "trivial": 3, "raw": 4}   # floor replays the bridge's call
@@ -228,11 +229,11 @@ class Session:
         if MIN_WAVES * wave <= profile.max_duration:
             wanted = math.ceil(SAMPLES_PER_CONNECTION * wave)
             result.seconds, result.rounds = max(profile.duration, min(profile.max_duration, wanted)), profile.rounds
-        elif result.probe.target == "bridge" and HEAVY_WAVES * wave <= profile.heavy_limit:
+        elif result.probe.target in HEAVY_TARGETS and HEAVY_WAVES * wave <= profile.heavy_limit:
             result.seconds, result.rounds = math.ceil(HEAVY_WAVES * wave), 1
         else:
             probe = result.probe
-            heavy = f" or {HEAVY_WAVES} in one {profile.heavy_limit} s run" if probe.target == "bridge" else ""
+            heavy = f" or {HEAVY_WAVES} in one {profile.heavy_limit} s run" if probe.target in HEAVY_TARGETS else ""
             calls = "one call" if probe.concurrency == 1 else f"a wave of {probe.concurrency} concurrent calls"
             result.skipped = (f"skipped: {calls} takes about {wave:.0f} s, too slow for {MIN_WAVES} waves "
                               f"in {profile.max_duration} s{heavy}")

@@ -1,10 +1,22 @@
 """CloudStack virtual machines seen as EC2 instances: one listing, one conversion.
 
 ``list_instances(ctx, vm_ids=None)`` is the one way every instance action reads instances:
-one ``listVirtualMachines`` (paged by the client), and, concurrently, one ``listVolumes`` and
-one ``listNetworks`` for the whole call; EC2 ids are minted in bulk and the bridge's own
-per-instance state is read in bulk from :class:`InstanceStore`. No call is made per instance,
-so describing 10,000 instances costs a few dozen requests, not thousands.
+one ``listVirtualMachines`` (paged by the client, each VM kept as the JSON text CloudStack
+sent), the caller's volumes, networks and templates, EC2 ids minted in bulk, and the bridge's
+own per-instance state read in bulk from :class:`InstanceStore`. No call is made per
+instance, so describing 10,000 instances costs a few dozen requests, not thousands.
+
+Two things keep a DescribeInstances loop cheap:
+
+- **Catalog listings** (networks, templates, and the account's volumes for a whole-account
+  listing) come from :class:`mappings.zones.CatalogCache`: a few seconds per caller, volumes at
+  most ``VOLUMES_MAX_AGE``. A listing that lacks something a listed VM refers to (a new
+  network or template, the root volume of a VM launched since) is fetched again at once, so a
+  new instance never looks incomplete. What may lag, by at most ``VOLUMES_MAX_AGE``, is a data
+  volume attached or detached outside this bridge process (AWS's own DescribeInstances is
+  eventually consistent the same way); describing given InstanceIds lists their volumes live.
+- **The instance memo** (:mod:`mappings.instance_memo`): a VM whose JSON and other inputs are
+  unchanged since a previous call is neither parsed, nor converted, nor rendered again.
 
 Decisions, with the AWS and CloudStack behaviour behind them:
 
