@@ -184,7 +184,7 @@ async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: 
         params = {"id": vm_ids[0]} if len(vm_ids) == 1 else {"ids": vm_ids}
     listed, volumes, networks, templates = await asyncio.gather(
         ctx.services.cloudstack.list_raw(ctx.creds, "listVirtualMachines", params),
-        _volumes(ctx, vm_ids) if with_volumes else _nothing(),
+        _volumes(ctx, vm_ids) if with_volumes else _same([]),
         _catalog(ctx, "listNetworks"), _catalog(ctx, "listTemplates", templatefilter="executable"))
     # Items built with volumes are memoised; the few actions that list without them are not.
     memo = ctx.services.store(InstanceMemo) if with_volumes else None
@@ -206,7 +206,7 @@ async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: 
     return await convert_all(ctx, vms, view, memo)
 
 
-@dataclass
+@dataclass(slots=True)
 class ListedVm:
     """One VM of a listing: its JSON text, and what is known of it so far."""
 
@@ -230,13 +230,7 @@ def _listed_vm(vm_json: bytes, memo: InstanceMemo | None) -> ListedVm:
     return ListedVm(vm_json, key, Facts.of(vm), vm)
 
 
-# -- what the conversion reads besides the VMs -------------------------------------------------
-# Networks and templates are catalog data, kept a few seconds per caller (mappings.zones); the
-# caller's volumes for a whole-account listing too (AWS's DescribeInstances is eventually
-# consistent as well). A cached listing that lacks something a listed VM refers to (a new
-# network, template, or the root volume of a VM launched since) is fetched again at once, so a
-# new instance is never shown incomplete; what can lag by VOLUMES_MAX_AGE is only a data volume
-# attached or detached outside this process.
+# -- what the conversion reads besides the VMs (catalog listings: see the module docstring) ------
 VOLUMES_MAX_AGE = 2.0
 
 
@@ -274,10 +268,6 @@ _NO_ROOT = ("Error", "Destroyed", "Expunging")  # the VMs that may have no root 
 
 def _root_of(volume: dict) -> str | None:
     return volume.get("virtualmachineid") if volume.get("type") == "ROOT" else None
-
-
-async def _nothing() -> list:
-    return []
 
 
 async def gather_inputs(ctx, vms: list[Facts], volumes: list[dict], networks: list[dict],
