@@ -39,15 +39,16 @@ class Authenticator:
         if claim.security_token:
             # The bridge issues no temporary credentials, so no session token can be valid.
             raise AuthError("AuthFailure", "The security token included in the request is invalid")
-        credential = await self._credential(claim.access_key)
+        now = datetime.now(timezone.utc)  # the request's arrival, for its clock and the key's age
+        credential = await self._credential(claim.access_key, now)
         if credential is None or not credential.enabled:
             raise unknown_key()
-        verifier.verify(request, claim, credential.secret_key, max_skew=self._max_skew)
+        verifier.verify(request, claim, credential.secret_key, now=now, max_skew=self._max_skew)
         return credential
 
-    async def _credential(self, access_key: str) -> Credential | None:
+    async def _credential(self, access_key: str, now: datetime) -> Credential | None:
         credential = await self._keys.get(access_key)
-        if self._enroll is None or (credential and not self._needs_check(credential)):
+        if self._enroll is None or (credential and not self._needs_check(credential, now)):
             return credential
         fresh = await self._enroll(access_key)
         if fresh is None:
@@ -62,10 +63,10 @@ class Authenticator:
             log.info("enrolled CloudStack API key %s as an EC2 access key", access_key)
         return fresh
 
-    def _needs_check(self, credential: Credential) -> bool:
+    def _needs_check(self, credential: Credential, now: datetime) -> bool:
         # Keys registered with `ec2bridge keys add` are the operator's word; enrolled keys
         # are copies of CloudStack's and are re-checked so that revoked keys stop working.
         if credential.source != "cloudstack" or not credential.enabled:
             return False
-        verified = credential.verified_at or datetime.min.replace(tzinfo=timezone.utc)
-        return datetime.now(timezone.utc) - verified > self._enrolled_ttl
+        verified = credential.verified_at
+        return verified is None or now - verified > self._enrolled_ttl

@@ -13,7 +13,7 @@ from ec2bridge.config import Config
 from signing.keystore import Credential
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # read-only by convention; see signing.request.HttpRequest on frozen
 class RequestContext:
     request_id: str
     action: str

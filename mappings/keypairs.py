@@ -347,8 +347,7 @@ async def key_pair_items(ctx: Any, request: dict) -> list[dict]:
     pairs = [(backend_id_of(k), owner_key(k)) for k in keypairs]
     ids = await ctx.services.ids.ec2_ids("key", list(set(pairs)))
     ec2_ids = [ids[pair] for pair in pairs]
-    details = await ctx.services.store(KeyPairStore).details(ec2_ids)
-    tags = await ctx.services.store(TagStore).tags_of(ec2_ids)
+    details, tags = await ctx.services.store(KeyPairStore).details_and_tags(ec2_ids)
     include = bool(request.get("IncludePublicKey"))
     return [key_pair_info(k, ec2_id, details.get(ec2_id), tags.get(ec2_id, {}), include)
             for k, ec2_id in zip(keypairs, ec2_ids)]

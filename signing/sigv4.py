@@ -36,6 +36,12 @@ signature, ``SignatureDoesNotMatch`` for a bad scope or signature, ``RequestExpi
 "Request has expired." for a stale or future timestamp or an elapsed presigned lifetime).
 A scope naming a service other than the ones accepted is ``SignatureDoesNotMatch`` with AWS's
 "Credential should be scoped to correct service" message.
+
+Caches (process-local, bounded, pure functions of their arguments): the signing key per
+secret and scope (a client signs with one per day, region and service), and the parsed
+SignedHeaders list. They only map inputs to outputs: the secret
+still comes from the key store on every request, so a revoked or rotated key stops working
+at once.
 """
 
 from __future__ import annotations
@@ -149,10 +155,13 @@ def _collapse(value: str) -> str:
 def canonical_headers(signed_headers: Iterable[str], values_of: Callable[[str], list[str]]) -> str:
     """One ``name:value`` line per signed header (each ending in a newline); the values of a
     repeated header are joined with commas."""
-    return "".join(
-        f"{name}:{','.join(_collapse(value) for value in values_of(name))}\n"
-        for name in signed_headers
-    )
+    lines = []
+    for name in signed_headers:
+        values = values_of(name)
+        # Most headers come once: one value needs no generator to join.
+        value = _collapse(values[0]) if len(values) == 1 else ",".join(map(_collapse, values))
+        lines.append(f"{name}:{value}\n")
+    return "".join(lines)
 
 
 def payload_hash(body: bytes) -> str:
@@ -196,9 +205,11 @@ def signature(key: bytes, to_sign: str) -> str:
 
 # --- what the client sent ---------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class V4Signature:
-    """A parsed SigV4 signature, either from the Authorization header or presigned."""
+    """A parsed SigV4 signature, either from the Authorization header or presigned.
+    Read-only by convention; not frozen for the cost of a frozen ``__init__`` (see
+    :class:`signing.request.HttpRequest`)."""
 
     access_key: str
     date: str                         # the scope's YYYYMMDD
@@ -291,7 +302,9 @@ def _check_scope(parts: list[str], timestamp: str, services: Sequence[str]) -> N
         raise signature_mismatch(" ".join(problems))
 
 
+@lru_cache(maxsize=256)
 def _signed_header_names(text: str) -> tuple[str, ...]:
+    """Cached: a client sends the same SignedHeaders list with every request."""
     names = tuple(sorted(name.strip().lower() for name in text.split(";")))
     if "host" not in names:
         raise signature_mismatch(
@@ -399,7 +412,7 @@ def header_values(req: HttpRequest) -> Callable[[str], list[str]]:
         if name == "host":
             return [req.host]
         if getall is not None:
-            return list(getall(name, ()))
+            return getall(name, [])  # a new list each call
         value = headers.get(name)
         return [] if value is None else [value]
 

@@ -10,6 +10,8 @@ dict reads. Clients send older API versions too (boto 2.49 sends 2014-10-01, euc
 2015-10-01): the 2016-11-15 model is a superset of the parameters they use, so every request
 is parsed and rendered with it, and only the response namespace follows the request's
 ``Version`` (libcloud reads nothing from a document whose namespace it does not expect).
+The check of a ``Version`` is cached per value (a few dozen at most): clients send the same
+few versions with every request.
 
 STS ``GetCallerIdentity`` is answered at the same endpoint because Ansible's
 ``ec2_security_group`` calls it there to learn the account id; it uses STS's own model, whose
@@ -21,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
+from functools import lru_cache
 
 from botocore.loaders import Loader
 from botocore.model import OperationModel, ServiceModel
@@ -79,8 +82,10 @@ def request_version(operation: OperationModel, params: Mapping[str, str]) -> str
     return version
 
 
+@lru_cache(maxsize=64)
 def is_api_version(version: str) -> bool:
-    """True for a calendar date written YYYY-MM-DD, the form of every AWS API version."""
+    """True for a calendar date written YYYY-MM-DD, the form of every AWS API version.
+    Cached: clients send the few versions they pin with every request."""
     if not _VERSION_SHAPE.fullmatch(version):
         return False
     try:

@@ -14,7 +14,10 @@
   new key) never shows another key's details.
 
 Both live in this module because the key pair area owns it; each class migrates its own
-component and could move to a file of its own without a schema change.
+component and could move to a file of its own without a schema change. DescribeKeyPairs
+needs both tables: :meth:`KeyPairStore.details_and_tags` reads them in one statement, since
+each statement is a read transaction of its own (WAL locks, two system calls), which costs
+more than the few rows a key pair listing finds.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Iterator, Mapping
+
+import orjson
 
 from ec2bridge.stores.sqlite import SqliteDatabase
 
@@ -153,6 +158,7 @@ class KeyPairDetails:
 class KeyPairStore:
     def __init__(self, database: SqliteDatabase):
         database.migrate("keypairs", KEY_PAIR_MIGRATIONS)
+        database.migrate("tags", TAG_MIGRATIONS)  # details_and_tags reads the tags table too
         self._db = database.connection
 
     async def record(self, details: KeyPairDetails) -> None:
@@ -160,15 +166,29 @@ class KeyPairStore:
                          (details.ec2_id, details.account, details.name, details.key_type, details.fingerprint,
                           details.cloudstack_fingerprint, details.public_key, details.created_at.isoformat()))
 
-    async def details(self, ec2_ids: list[str]) -> dict[str, KeyPairDetails]:
+    async def details_and_tags(self, ec2_ids: list[str]) -> tuple[dict[str, KeyPairDetails], dict[str, dict[str, str]]]:
+        """The details of each id that has some, and ``TagStore.tags_of(ec2_ids)``, read in one
+        statement."""
         found: dict[str, KeyPairDetails] = {}
-        for chunk in _chunks(list(dict.fromkeys(ec2_ids))):
-            rows = self._db.execute(
-                "SELECT ec2_id, account, name, key_type, fingerprint, cloudstack_fingerprint, public_key, created_at"
-                f" FROM key_pairs WHERE ec2_id IN ({_marks(chunk)})", chunk)
-            for row in rows:
-                found[row[0]] = KeyPairDetails(*row[:7], datetime.fromisoformat(row[7]))
-        return found
+        tags: dict[str, dict[str, str]] = {}
+        for row in self._db.execute(_DETAILS_AND_TAGS, (orjson.dumps(ec2_ids).decode(),)):
+            if row[0] == _DETAILS_ROW:
+                found[row[1]] = KeyPairDetails(*row[1:8], datetime.fromisoformat(row[8]))
+            else:
+                tags.setdefault(row[1], {})[row[2]] = row[3]
+        return found, tags
 
     async def forget(self, ec2_id: str) -> None:
         self._db.execute("DELETE FROM key_pairs WHERE ec2_id = ?", (ec2_id,))
+
+
+# Key pair rows tagged _DETAILS_ROW, then tag rows (id, key, value) tagged _TAG_ROW, for the
+# ids of a JSON array. json_each walks the array in place, where an "IN (?, ?, ...)" list
+# would first be copied into a temporary index (most of the cost of a short query), and
+# one parameter holds any number of ids.
+_DETAILS_ROW, _TAG_ROW = 0, 1
+_DETAILS_AND_TAGS = (
+    f"SELECT {_DETAILS_ROW}, k.ec2_id, account, name, key_type, fingerprint, cloudstack_fingerprint, public_key,"
+    " created_at FROM json_each(?1) AS wanted JOIN key_pairs AS k ON k.ec2_id = wanted.value"
+    f" UNION ALL SELECT {_TAG_ROW}, t.ec2_id, t.key, t.value, NULL, NULL, NULL, NULL, NULL"
+    " FROM json_each(?1) AS wanted JOIN resource_tags AS t ON t.ec2_id = wanted.value")
