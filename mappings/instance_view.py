@@ -312,15 +312,17 @@ async def mint_ids(ctx, vms: Iterable[dict], view: View) -> None:
             volumes((volume["id"], owner_key(volume)))
     wanted["r"] = {pair for pair in wanted["i"] if pair[0] not in view.rows}
     idmap = ctx.services.ids
-    view.ids = {kind: (await idmap.ec2_ids(kind, list(pairs)) if pairs else {}) for kind, pairs in wanted.items()}
+    for kind, pairs in wanted.items():
+        view.ids.setdefault(kind, {}).update(await idmap.ec2_ids(kind, list(pairs)) if pairs else {})
 
 
 async def convert_all(ctx, vms: list[ListedVm], view: View, memo: InstanceMemo | None) -> list[dict]:
     """``to_instance`` of every VM, or a copy of its item from ``memo`` when nothing it is built
     from changed.
 
-    Each VM is dropped as soon as it is converted, so that a large listing needs the memory
-    of its VMs or of its items at any one time, not of both.
+    VMs are parsed, given EC2 ids and converted a batch at a time, each dropped once
+    converted, so that a large listing needs the memory of its VMs' text and its items, and of
+    one batch of parsed VMs.
     """
     items: list[dict | None] = [None] * len(vms)
     pending: list[tuple[int, int]] = []
@@ -331,16 +333,21 @@ async def convert_all(ctx, vms: list[ListedVm], view: View, memo: InstanceMemo |
             pending.append((index, others))
         else:
             items[index], vms[index] = kept, None
-    if pending:
-        await mint_ids(ctx, (vms[index].parsed() for index, _ in pending), view)
     service = ctx.services.models.ec2
-    for index, others in pending:
-        listed, vms[index] = vms[index], None
-        item = to_instance(listed.parsed(), view)
-        if item is not None and memo is not None:
-            item = memo.put(listed.key, listed.facts, others, item, PRIVATE_KEYS, service)
-        items[index] = item
+    # In batches: a first listing of a large fleet then holds a batch of parsed VMs at a time.
+    for start in range(0, len(pending), CONVERT_BATCH):
+        batch = pending[start:start + CONVERT_BATCH]
+        await mint_ids(ctx, (vms[index].parsed() for index, _ in batch), view)
+        for index, others in batch:
+            listed, vms[index] = vms[index], None
+            item = to_instance(listed.parsed(), view)
+            if item is not None and memo is not None:
+                item = memo.put(listed.key, listed.facts, others, item, PRIVATE_KEYS, service)
+            items[index] = item
     return [item for item in items if item is not None]
+
+
+CONVERT_BATCH = 500
 
 
 def to_instance(vm: dict, view: View) -> dict | None:

@@ -32,6 +32,8 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
+import orjson
+
 from ec2bridge import engine
 from ec2bridge.errors import EC2Error
 from mappings.records import Action, Describe, Selector
@@ -65,8 +67,8 @@ class CatalogCache:
         entry = self._entries.get(key)
         now = self._clock()
         if fresh or entry is None or entry[0] <= now or (max_age is not None and entry[0] - self._ttl + max_age <= now):
-            call = ctx.cs_list(command, **params)
-            entry = self._start(key, call if fields is None else _only(fields, call))
+            call = ctx.cs_list(command, **params) if fields is None else _only(ctx, fields, command, params)
+            entry = self._start(key, call)
         # shield: one caller giving up (a client disconnect) must not cancel the call that
         # other callers of the same key are waiting for.
         return await asyncio.shield(entry[1])
@@ -90,8 +92,11 @@ class CatalogCache:
             del self._entries[key]
 
 
-async def _only(fields: tuple[str, ...], call: Awaitable[list[dict]]) -> list[dict]:
-    return [{name: obj[name] for name in fields if name in obj} for obj in await call]
+async def _only(ctx: Any, fields: tuple[str, ...], command: str, params: dict) -> list[dict]:
+    """The listing with only ``fields`` of each object, each object read in full only while
+    its fields are picked (the whole listing is never in memory as complete objects)."""
+    listed = await ctx.services.cloudstack.list_raw(ctx.creds, command, params)
+    return [{name: obj[name] for name in fields if name in obj} for obj in map(orjson.loads, listed)]
 
 
 async def visible_zones(ctx: Any) -> list[dict]:
