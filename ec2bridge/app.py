@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 
 import mappings
-from ec2bridge import engine
+from ec2bridge import engine, heap
 from ec2bridge.auth import Authenticator
 from ec2bridge.accounts import AccountDirectory, CloudStackEnroller
 from ec2bridge.cloudstack import CloudStackClient
@@ -303,4 +303,5 @@ async def handle_query(request: web.Request) -> web.Response:
     output = await engine.run(record, ctx, parse_request(operation, params))
     version = params.get("Version") or DEFAULT_VERSION
     xml = render_response(operation, output, version=version, request_id=ctx.request_id)
+    heap.after_answer(len(xml))
     return web.Response(body=xml, content_type="text/xml", charset="UTF-8")
