@@ -16,6 +16,20 @@ from pathlib import Path
 from ec2bridge.ids import IdMap, IdRecord, new_id
 from signing.keystore import Credential, KeyExists, KeyInfo, KeyNotFound, KeyStore, SecretBox
 
+def _enable_wal(connection: sqlite3.Connection, attempts: int = 100) -> None:
+    """Put the file in WAL mode. Switching a new file needs it alone, and when several
+    processes start at once (``serve --workers N``) SQLite may answer "database is locked"
+    at once, without waiting out the busy timeout; start-up then simply tries again."""
+    for attempt in range(attempts):
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt + 1 == attempts:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteDatabase:
     """One SQLite file shared by every store; each store migrates its own tables.
 
@@ -28,7 +42,7 @@ class SqliteDatabase:
         self.path = path
         self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.connection.execute("PRAGMA busy_timeout = 5000")
-        self.connection.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(self.connection)
         self.connection.execute("PRAGMA synchronous = NORMAL")
         self.connection.execute(
             "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
