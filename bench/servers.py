@@ -21,6 +21,7 @@ import re
 import signal
 import sys
 
+import uvloop
 from aiohttp import web
 
 LOOPBACK = "127.0.0.1"
@@ -142,10 +143,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.kind == "raw":
-        asyncio.run(serve_raw(args.port))
+        uvloop.run(serve_raw(args.port))
     else:
         app = trivial_app() if args.kind == "trivial" else simulator_app(args)
-        web.run_app(app, host=LOOPBACK, port=args.port, access_log=None, print=None)
+        web.run_app(app, host=LOOPBACK, port=args.port, access_log=None, print=None, loop=uvloop.new_event_loop())
     return 0
 
 

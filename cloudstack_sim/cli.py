@@ -12,6 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+import uvloop
+
 from . import SimConfig, start
 
 
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                        allow_user_view_destroyed_vm=args.allow_user_view_destroyed_vm,
                        allow_user_expunge_recover_vm=args.allow_user_expunge_recover_vm)
     try:
-        asyncio.run(serve(config))
+        uvloop.run(serve(config))
     except OSError as error:
         print(f"simulator: {error}", file=sys.stderr)
         return 1

@@ -25,6 +25,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from ec2bridge import config as config_module
 from ec2bridge.config import Config, parse_credentials
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(config, args.log_level, args.workers)
     from ec2bridge.keys_cli import run_keys_command
-    return asyncio.run(run_keys_command(config, args))
+    return uvloop.run(run_keys_command(config, args))
 
 
 def serve(config: Config, log_level: str, workers: int = 1) -> int:
@@ -117,6 +119,7 @@ def serve(config: Config, log_level: str, workers: int = 1) -> int:
     from aiohttp import web
 
     web.run_app(bridge_app(config), host=config.host, port=config.port, handler_args=HANDLER_ARGS,
+                loop=uvloop.new_event_loop(),
                 print=lambda _: print(f"ec2bridge: EC2 endpoint {config.endpoint_url}", flush=True))
     return 0
 
@@ -179,7 +182,7 @@ def serve_workers(config: Config, count: int) -> int:
             process.start()
             child_end.close()
             workers.append(Worker(process, parent_end))
-        return asyncio.run(supervise(config, workers))
+        return uvloop.run(supervise(config, workers))
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -269,7 +272,7 @@ def run_worker(config: Config, link) -> None:
         url, (admin_key, admin_secret) = backend
         config = replace(config, cloudstack_url=url, cloudstack_admin_api_key=admin_key,
                          cloudstack_admin_secret_key=admin_secret)
-    asyncio.run(worker_main(config, link))
+    uvloop.run(worker_main(config, link))
 
 
 async def worker_main(config: Config, link) -> None:

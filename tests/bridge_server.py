@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import boto3
+import uvloop
 from aiohttp import web
 from botocore.config import Config as BotoConfig
 
@@ -30,7 +31,7 @@ class BridgeServer:
         self._sock.bind((config.host, config.port))
         self.config = replace(config, port=self._sock.getsockname()[1])
         self.url = f"http://{self.config.host}:{self.config.port}/"
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()  # the loop `ec2bridge serve` runs on
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="bridge")
         self._runner: web.AppRunner | None = None
 

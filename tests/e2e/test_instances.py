@@ -19,6 +19,7 @@ import uuid
 
 import botocore.exceptions
 import pytest
+import uvloop
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -468,7 +469,7 @@ class SimulatorThread:
     """A simulator with chosen settings on a loopback port, served from a thread of its own."""
 
     def __init__(self, config: SimConfig):
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="simulator")
         self._thread.start()
         self.running = self.call(cloudstack_sim.start(config))
