@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from urllib.parse import unquote
 
-import aiohttp
 from aiohttp import web
 
 import mappings
@@ -101,13 +100,11 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
     database = open_database(config.database_url or default_database_url(config.data_dir))
     master_key = load_master_key(config.data_dir)
     keys = SqliteKeyStore(database, SecretBox(master_key))
-    # CloudStack's API authenticates every request by its signature: no cookies to keep.
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
-                                    cookie_jar=aiohttp.DummyCookieJar())
     simulator = await start_embedded_simulator(config) if config.embedded_simulator else None
+    client = None
     try:
         url, admin = backend_endpoint(config, simulator)
-        client = CloudStackClient(url, session, timeout=config.cloudstack_timeout, job_wait=config.job_wait)
+        client = CloudStackClient(url, timeout=config.cloudstack_timeout, job_wait=config.job_wait)
         enroller = CloudStackEnroller(client, admin) if admin else None
         authenticator = Authenticator(keys, enroller, max_skew=config.max_clock_skew,
                                       enrolled_ttl=config.enrolled_key_ttl)
@@ -122,7 +119,8 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
                                  simulator=simulator)
         yield
     finally:
-        await session.close()
+        if client is not None:
+            await client.close()
         if simulator is not None:
             await simulator.stop()
         database.close()

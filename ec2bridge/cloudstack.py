@@ -1,6 +1,7 @@
 """The one CloudStack client: signed calls, list paging, async jobs, errors.
 
-- One ``aiohttp.ClientSession`` for the whole process, a timeout on every call.
+- One pool of keep-alive connections to CloudStack for the whole process
+  (:class:`ec2bridge.http_origin.HttpOrigin`), a timeout on every call.
 - Requests are signed with ``signing.cloudstack`` (``signatureversion=3`` with ``expires``),
   the module the simulator verifies with, and sent as the form body it encodes along the way.
 - ``list_all`` fetches the first page, learns ``count``, then fetches the remaining pages
@@ -25,17 +26,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import aiohttp
 import msgspec
 import orjson
-import yarl
 
+from ec2bridge.http_origin import HttpOrigin, OriginError
 from signing import cloudstack as cs_signing
 
 log = logging.getLogger(__name__)
 
 Credentials = tuple[str, str]  # (api key, secret key)
-_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 # CloudStack's error templates name the parameter involved; we read the parameter name from
 # the template (a structured part of the message), never the English around it.
@@ -113,13 +112,11 @@ def list_items(envelope: Mapping[str, Any]) -> tuple[list[dict], int]:
 
 
 class CloudStackClient:
-    def __init__(self, url: str, session: aiohttp.ClientSession, *, timeout: float = 30.0,
-                 job_wait: float = 600.0, page_size: int = 500, poll_interval: float = 0.2,
-                 max_poll_interval: float = 2.0):
+    def __init__(self, url: str, *, timeout: float = 30.0, job_wait: float = 600.0, page_size: int = 500,
+                 poll_interval: float = 0.2, max_poll_interval: float = 2.0, connections: int = 200):
         self.url = url
-        self._target = yarl.URL(url)  # parsed once, not on every call
-        self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._origin = HttpOrigin(url, limit=connections)
+        self._timeout = timeout
         self.job_wait = job_wait
         self.page_size = page_size
         self.poller = JobPoller(self, poll_interval, max_poll_interval)
@@ -133,21 +130,20 @@ class CloudStackClient:
         for attempt in range(attempts):
             try:
                 return await self._send(command, body, decode)
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
-                retryable = isinstance(error, aiohttp.ClientConnectionError) and attempt + 1 < attempts
+            except (OriginError, TimeoutError) as error:
+                retryable = isinstance(error, OriginError) and attempt + 1 < attempts
                 if not retryable:
                     raise BackendUnavailable(f"{command}: {type(error).__name__}") from error
                 log.info("retrying %s after %s", command, type(error).__name__)
         raise AssertionError("unreachable")
 
     async def _send(self, command: str, body: bytes, decode: Callable[[bytes], Any]) -> dict:
-        async with self._session.post(self._target, data=body, headers=_FORM, timeout=self._timeout) as response:
-            raw = await response.read()
+        status, raw = await self._origin.post_form(body, timeout=self._timeout)
         try:
-            body = decode(raw) if response.status == 200 else orjson.loads(raw)
+            body = decode(raw) if status == 200 else orjson.loads(raw)
         except (orjson.JSONDecodeError, msgspec.DecodeError):
-            raise BackendUnavailable(f"{command}: CloudStack answered HTTP {response.status} without JSON") from None
-        if response.status != 200:
+            raise BackendUnavailable(f"{command}: CloudStack answered HTTP {status} without JSON") from None
+        if status != 200:
             raise _error_from(command, body)
         return next(iter(body.values()), {}) if isinstance(body, dict) else {}
 
@@ -181,6 +177,9 @@ class CloudStackClient:
     async def submit(self, creds: Credentials, command: str, params: Mapping[str, Any] | None = None) -> dict:
         """Start an async command without waiting: ``{"jobid": ..., "id": ...}``."""
         return await self.call(creds, command, params)
+
+    async def close(self) -> None:
+        await self._origin.close()
 
 
 def _stringify(params: Mapping[str, Any]) -> dict[str, str]:

@@ -8,7 +8,6 @@ import hmac
 import logging
 import random
 
-import aiohttp
 import orjson
 import pytest
 from cs.client import cs_encode
@@ -65,8 +64,9 @@ async def sim():
 
 @pytest.fixture
 async def client(sim):
-    async with aiohttp.ClientSession() as session:
-        yield CloudStackClient(sim.url, session, timeout=2.0, page_size=100, poll_interval=0.02, max_poll_interval=0.1)
+    client = CloudStackClient(sim.url, timeout=2.0, page_size=100, poll_interval=0.02, max_poll_interval=0.1)
+    yield client
+    await client.close()
 
 
 async def test_list_all_fetches_every_page_and_the_rest_concurrently(sim, client):
