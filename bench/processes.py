@@ -4,7 +4,8 @@ Every server (bridge, simulator, moto, the harness's own) runs in its own proces
 time and memory are its own: CPU from ``/proc/PID/stat`` (utime + stime), memory from
 ``/proc/PID/status`` (``VmHWM`` is the peak resident set; writing ``5`` to ``/proc/PID/clear_refs``
 resets it, so each measurement gets its own peak). Output goes to a log file in the session's
-temporary directory, never to a pipe nobody reads. Readiness is an HTTP answer on a probe path;
+temporary directory, never to a pipe nobody reads. Readiness is an HTTP answer on a probe path
+(and, for a server with several workers, the line it logs once all of them listen);
 a server that exits first is reported with the end of its log.
 """
 
@@ -113,15 +114,17 @@ def failure(what: str, log_path: Path, lines: int = 25) -> str:
 
 
 def start(name: str, argv: list[str], port: int, log_dir: Path, *, probe_path: str = "/",
-          timeout: float = 90.0, env: dict[str, str] | None = None) -> Server:
-    """Start ``argv`` and wait until it answers HTTP on ``probe_path`` (any status will do)."""
+          ready_text: str | None = None, timeout: float = 90.0, env: dict[str, str] | None = None) -> Server:
+    """Start ``argv`` and wait until it answers HTTP on ``probe_path`` (any status will do) and,
+    if ``ready_text`` is given, has written it to its log: with several worker processes on one
+    port, the first worker's answer does not mean the others listen yet."""
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    cwd=REPO, env={**os.environ, **(env or {})})
     server = Server(name, process, port, log_path)
     deadline = time.monotonic() + timeout
-    while not answers_http(port, probe_path):
+    while not (answers_http(port, probe_path) and (ready_text is None or ready_text in log_path.read_text())):
         server.check_alive()
         if time.monotonic() > deadline:
             server.stop()

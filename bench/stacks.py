@@ -115,7 +115,8 @@ def start_bridge(workdir: Path, simulator: Simulator, name: str) -> Server:
     argv = [PYTHON, "-m", "ec2bridge", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--data-dir", str(data_dir), "--config", str(config), "--log-level", "WARNING",
             "--workers", str(BRIDGE_WORKERS)]
-    return processes.start(name, argv, port, workdir, probe_path="/healthz")
+    # `serve` logs its endpoint once every worker listens (ec2bridge/cli.py).
+    return processes.start(name, argv, port, workdir, probe_path="/healthz", ready_text="ec2bridge: EC2 endpoint")
 
 
 def bridge_client(server: Server, credentials: tuple[str, str]):
