@@ -29,8 +29,10 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from ec2bridge import __version__
+
 IDLE_SECONDS = 15.0
-USER_AGENT = "ec2bridge"
+USER_AGENT = f"ec2bridge/{__version__}"
 
 
 class OriginError(ConnectionError):
