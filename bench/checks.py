@@ -83,10 +83,16 @@ class Ec2Answer(Expectation):
                 raise WrongAnswer(f"{self.action}: {found} instances in the answer, expected {self.instances}")
 
 
-def send(request: SignedRequest, timeout: float = 600) -> tuple[int, bytes]:
-    """Send the signed request as wrk will: its headers (Host as signed), Content-Length, nothing else."""
+def connect(request: SignedRequest, timeout: float = 600) -> http.client.HTTPConnection:
     parts = urlsplit(request.url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+
+def send(request: SignedRequest, connection: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+    """Send the signed request as wrk will: its headers (Host as signed), Content-Length, nothing
+    else; on ``connection`` (kept open, as wrk keeps its connections) or on a new one."""
+    own = connection is None
+    connection = connect(request) if own else connection
     try:
         connection.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
         for name, value in request.headers.items():
@@ -97,13 +103,15 @@ def send(request: SignedRequest, timeout: float = 600) -> tuple[int, bytes]:
         response = connection.getresponse()
         return response.status, response.read()
     finally:
-        connection.close()
+        if own:
+            connection.close()
 
 
-def timed_call(request: SignedRequest, expect: Expectation) -> tuple[float, int]:
+def timed_call(request: SignedRequest, expect: Expectation,
+               connection: http.client.HTTPConnection | None = None) -> tuple[float, int]:
     """(milliseconds, response bytes) of one checked call."""
     started = time.perf_counter()
-    status, body = send(request)
+    status, body = send(request, connection)
     elapsed_ms = (time.perf_counter() - started) * 1000
     expect.check(status, body)
     return elapsed_ms, len(body)
