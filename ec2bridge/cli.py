@@ -28,6 +28,7 @@ from typing import Any
 import uvloop
 
 from ec2bridge import config as config_module
+from ec2bridge import heap
 from ec2bridge.config import Config, parse_credentials
 
 log = logging.getLogger("ec2bridge")
@@ -139,11 +140,13 @@ async def settle_heap(app) -> None:
     items); with the default thresholds the collector runs thousands of times during it and
     rescans everything still alive, start-up's botocore models included: a third of the
     CPU time. Frozen objects are left out of every collection (they are still freed when
-    no longer referenced), and a higher first threshold makes collections rarer.
+    no longer referenced), and a higher first threshold makes collections rarer. Large
+    blocks get mappings of their own (``ec2bridge.heap``).
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    heap.mmap_large_blocks()
 
 
 # --- several worker processes on one port --------------------------------------------------

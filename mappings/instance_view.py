@@ -45,7 +45,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
 
@@ -177,10 +177,44 @@ class View:
 
 async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: bool = True) -> list[dict]:
     """EC2 Instance dicts (plus ``ReservationId``/``OwnerId``/``VmId``) of the caller's VMs."""
+    if vm_ids is None:
+        return await ctx.services.store(LargeListings).run(ctx.creds[0], _list(ctx, None, with_volumes))
+    return await _list(ctx, vm_ids, with_volumes) if vm_ids else []
+
+
+class LargeListings:
+    """At most ``SLOTS`` whole-account listings of a large fleet at once in one process.
+
+    Listing and converting 10,000 instances holds some 60 MB while it runs. On one core,
+    concurrent large listings add no throughput, only memory: eight at once took a process to
+    660 MB, which the allocator then kept. A caller whose previous listing had ``LARGE`` VMs
+    or more waits for a slot; an account's first listing, of unknown size, does not. Built
+    through ``ctx.services.store(LargeListings)``; the sizes are process-local hints.
+    """
+
+    SLOTS = 1
+    LARGE = 2000
+    MAX_CALLERS = 4096
+
+    def __init__(self, database: Any = None):
+        self._slots = asyncio.Semaphore(self.SLOTS)
+        self._sizes: dict[str, int] = {}
+
+    async def run(self, caller: str, listing: Awaitable[list[dict]]) -> list[dict]:
+        if self._sizes.get(caller, 0) < self.LARGE:
+            items = await listing
+        else:
+            async with self._slots:
+                items = await listing
+        if len(self._sizes) >= self.MAX_CALLERS and caller not in self._sizes:
+            self._sizes.clear()
+        self._sizes[caller] = len(items)
+        return items
+
+
+async def _list(ctx, vm_ids: list[str] | None, with_volumes: bool) -> list[dict]:
     params: dict[str, Any] = {}
     if vm_ids is not None:
-        if not vm_ids:
-            return []
         params = {"id": vm_ids[0]} if len(vm_ids) == 1 else {"ids": vm_ids}
     listed, volumes, networks, templates = await asyncio.gather(
         ctx.services.cloudstack.list_raw(ctx.creds, "listVirtualMachines", params),

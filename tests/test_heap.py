@@ -1,4 +1,5 @@
-"""The heap trim runs after large answers only, and only where the C library has it."""
+"""The heap trim runs after large answers only, and only where the C library has it; large
+blocks get mappings of their own."""
 
 from __future__ import annotations
 
@@ -28,3 +29,12 @@ async def test_no_trim_without_malloc_trim(monkeypatch):
 def test_glibc_trim_is_found_here():
     # This machine's C library is glibc; the trim must be available and callable.
     assert heap._TRIM is not None and heap._TRIM(0) in (0, 1)
+
+
+def test_large_blocks_get_their_own_mappings():
+    assert heap.mmap_large_blocks()     # glibc accepted the threshold
+
+
+def test_no_mallopt_no_change(monkeypatch):
+    monkeypatch.setattr(heap, "_MALLOPT", None)
+    assert not heap.mmap_large_blocks()

@@ -1,0 +1,75 @@
+"""Whole-account listings of a large fleet wait for one of a few slots per process; small or
+not-yet-known fleets never wait."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mappings.instance_view import LargeListings
+
+
+class Listing:
+    """A listing that reports how many ran at once and finishes when released."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.running = self.most = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self) -> list[dict]:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.release.wait()
+            return [{}] * self.size
+        finally:
+            self.running -= 1
+
+
+async def run_together(gate: LargeListings, caller: str, listing: Listing, count: int) -> list:
+    calls = [asyncio.create_task(gate.run(caller, listing())) for _ in range(count)]
+    await asyncio.sleep(0.01)
+    listing.release.set()
+    return await asyncio.gather(*calls)
+
+
+async def test_a_fleet_of_unknown_or_small_size_is_not_gated():
+    gate = LargeListings()
+    small = Listing(LargeListings.LARGE - 1)
+    await run_together(gate, "small", small, 6)
+    assert small.most == 6
+    first = Listing(LargeListings.LARGE * 5)
+    await run_together(gate, "new", first, 4)   # its size is not known yet
+    assert first.most == 4
+
+
+async def test_a_large_fleet_waits_for_a_slot():
+    gate = LargeListings()
+    primed = Listing(LargeListings.LARGE)
+    primed.release.set()
+    await gate.run("big", primed())
+    later = Listing(LargeListings.LARGE)
+    results = await run_together(gate, "big", later, 6)
+    assert later.most == LargeListings.SLOTS and [len(r) for r in results] == [LargeListings.LARGE] * 6
+    other = Listing(10)
+    await run_together(gate, "other caller", other, 3)   # another caller's small fleet is not held up
+    assert other.most == 3
+
+
+async def test_a_failed_listing_frees_its_slot():
+    gate = LargeListings()
+    primed = Listing(LargeListings.LARGE)
+    primed.release.set()
+    await gate.run("big", primed())
+
+    async def failing():
+        raise RuntimeError("CloudStack went away")
+
+    for _ in range(LargeListings.SLOTS + 1):
+        with pytest.raises(RuntimeError):
+            await gate.run("big", failing())
+    again = Listing(LargeListings.LARGE)
+    again.release.set()
+    assert len(await asyncio.wait_for(gate.run("big", again()), 1)) == LargeListings.LARGE
