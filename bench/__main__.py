@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_before": load_average(),
             "preflight_calls": runner.PREFLIGHT_CALLS, **machine(wrk_path)}
     started = time.monotonic()
+    # Stopped with SIGTERM, unwind like Ctrl-C does, so that every server started is stopped
+    # (a moto left running would burn CPU under the next measurement).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:5.0f}s] {message}", flush=True)
 
