@@ -253,7 +253,7 @@ class Session:
             peak = stack.bridge.memory_mb()["peak_rss_mb"] if probe.target == "bridge" else None
             counting = probe.target == "bridge"
             before = stack.simulator.call_counts() if counting else Counter()
-            latencies = [checks.timed_call(request, expect, connection)[0] for _ in range(PREFLIGHT_CALLS)]
+            latencies = checks.timed_calls(request, expect, connection, PREFLIGHT_CALLS)
         finally:
             connection.close()
         calls = None
