@@ -16,11 +16,11 @@ from botocore.model import OperationModel
 
 from ec2bridge.protocol.model import EC2_API_VERSION, STS_API_VERSION, ServiceModels, request_version
 from ec2bridge.protocol.parse import parse_request, prepare_parser
-from ec2bridge.protocol.serialize import prepare_writers, render_error, render_response
+from ec2bridge.protocol.serialize import prepare_writers, render_error, render_parts, render_response
 
 __all__ = [
     "EC2_API_VERSION", "STS_API_VERSION", "ServiceModels", "parse_request", "prepare", "render_error",
-    "render_response", "request_version",
+    "render_parts", "render_response", "request_version",
 ]
 
 

@@ -553,6 +553,12 @@ def render_response(operation: OperationModel, output: Mapping[str, Any], *, ver
     version's namespace; STS always in its model's. Raises ``ValueError`` when ``output``
     does not fit the output shape.
     """
+    return b"".join(render_parts(operation, output, version=version, request_id=request_id))
+
+
+def render_parts(operation: OperationModel, output: Mapping[str, Any], *, version: str, request_id: str) -> list[bytes]:
+    """:func:`render_response`'s body as the parts it is written in, not joined: a large
+    answer can then be sent a few parts at a time."""
     plan = _PLANS.get(operation)
     if plan is None:
         plan = _PLANS[operation] = _Plan(_output_writer(operation, careful=False),
@@ -576,7 +582,7 @@ def render_response(operation: OperationModel, output: Mapping[str, Any], *, ver
     for index, part in enumerate(out):
         if part.__class__ is str:
             out[index] = part.encode("utf-8")
-    return b"".join(out)
+    return out
 
 
 class _Plan(NamedTuple):

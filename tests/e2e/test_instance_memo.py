@@ -155,3 +155,22 @@ def test_terminated_items_are_not_kept(bridge):
     item = {"InstanceId": "i-0123456789abcdef0", "State": {"Code": 48, "Name": "terminated"}}
     assert memo.put(1, Facts("vm", "Destroyed", None, ()), 7, item, (), bridge.services.models.ec2) is item
     assert len(memo) == 0 and memo.item(1, 7) is None
+
+
+def test_a_large_answer_is_streamed_with_the_same_document(world, account, monkeypatch):
+    from ec2bridge import app
+
+    ec2, credentials = account
+    launch(ec2, 3)
+    whole = raw_describe(world, credentials)
+    monkeypatch.setattr(app, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(app, "STREAM_CHUNK_BYTES", 700)
+    reply = wire.sigv4(world.bridge.url, credentials, {"Action": "DescribeInstances", "Version": "2016-11-15"})
+    assert reply.status == 200 and len(whole) > 3 * 700
+    assert without_request_id(reply.body) == without_request_id(whole)
+    assert int(reply.headers["Content-Length"]) == len(reply.body) and "Transfer-Encoding" not in reply.headers
+    assert reply.headers["x-amzn-RequestId"].encode() in reply.body
+    assert reply.headers["Content-Type"] == "text/xml; charset=UTF-8"
+    ids = set(launch(ec2, 4))
+    reservations = ec2.describe_instances()["Reservations"]       # boto3 reads a streamed answer
+    assert ids <= {i["InstanceId"] for r in reservations for i in r["Instances"]}
