@@ -5,12 +5,12 @@ burst of them at once (16 concurrent 10,000-instance describes take some 800 MB)
 allocator's free pages in the process, where glibc keeps them: the worker then stays that
 large long after the burst. ``malloc_trim(0)`` hands free pages in the middle of the heap
 back as well, at a cost of a few milliseconds, so it runs only after an answer of
-``LARGE_ANSWER_BYTES`` or more, once the answer has been handed to the transport.
+``LARGE_ANSWER_BYTES`` or more, once the answer has been sent.
 
 Blocks of ``MMAP_THRESHOLD_BYTES`` or more (CloudStack pages, large answers) get mappings of
 their own, unmapped as soon as they are freed (``mmap_large_blocks``). Left alone, glibc
-raises that threshold to the largest block freed so far (up to 32 MB), so after one 19 MB
-answer the later ones are carved from the heap, where a burst leaves them fragmented.
+raises that threshold to the largest block freed so far (up to 32 MB), so after one large
+block the later ones are carved from the heap, where a burst leaves them fragmented.
 
 Where the C library lacks these functions (not glibc), nothing is done.
 """

@@ -28,6 +28,13 @@ class Listing:
             self.running -= 1
 
 
+async def known_large(gate: LargeListings, caller: str) -> None:
+    """Let ``gate`` see one large listing for ``caller``."""
+    listing = Listing(LargeListings.LARGE)
+    listing.release.set()
+    await gate.run(caller, listing())
+
+
 async def run_together(gate: LargeListings, caller: str, listing: Listing, count: int) -> list:
     calls = [asyncio.create_task(gate.run(caller, listing())) for _ in range(count)]
     await asyncio.sleep(0.01)
@@ -47,9 +54,7 @@ async def test_a_fleet_of_unknown_or_small_size_is_not_gated():
 
 async def test_a_large_fleet_waits_for_a_slot():
     gate = LargeListings()
-    primed = Listing(LargeListings.LARGE)
-    primed.release.set()
-    await gate.run("big", primed())
+    await known_large(gate, "big")
     later = Listing(LargeListings.LARGE)
     results = await run_together(gate, "big", later, 6)
     assert later.most == LargeListings.SLOTS and [len(r) for r in results] == [LargeListings.LARGE] * 6
@@ -60,9 +65,7 @@ async def test_a_large_fleet_waits_for_a_slot():
 
 async def test_a_failed_listing_frees_its_slot():
     gate = LargeListings()
-    primed = Listing(LargeListings.LARGE)
-    primed.release.set()
-    await gate.run("big", primed())
+    await known_large(gate, "big")
 
     async def failing():
         raise RuntimeError("CloudStack went away")
