@@ -39,7 +39,7 @@ from mappings.instance_tags import launch_tags
 from mappings.tags import create_cloudstack_tags
 from mappings.instance_tasks import destroy, may_expunge, record_task, run_task
 from mappings.instance_types import resolve_offering
-from mappings.security_groups import group_not_found
+from mappings.security_group_rules import group_not_found
 from mappings.zones import invalid_zones, visible_zones
 
 log = logging.getLogger(__name__)
