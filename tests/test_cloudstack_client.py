@@ -15,7 +15,8 @@ from cs.client import cs_encode
 import cloudstack_sim
 from cloudstack_sim.faults import FaultRule
 from ec2bridge.backend_errors import translate
-from ec2bridge.cloudstack import BackendUnavailable, CloudStackClient, CloudStackError, JobTimeout, split_list_response
+from ec2bridge.cloudstack import (BackendUnavailable, CloudStackClient, CloudStackError, JobTimeout, SplitPages,
+                                  split_list_response)
 from signing import cloudstack as cs_signing
 
 
@@ -98,6 +99,41 @@ async def test_list_raw_gives_each_object_as_cloudstack_wrote_it(sim, client):
     assert all(isinstance(text, bytes) for text in raw)
     assert [orjson.loads(text) for text in raw] == parsed and len(raw) == 150
     assert await client.list_raw(sim.demo_credentials, "listVolumes", {"type": "DATADISK"}) == []
+
+
+async def test_an_unchanged_page_is_not_split_again(sim, client):
+    sim.state.seed_vms("demo", 30)
+    first = await client.list_raw(sim.demo_credentials, "listVirtualMachines")
+    again = await client.list_raw(sim.demo_credentials, "listVirtualMachines")
+    assert again == first and again is not first
+    assert all(a is b for a, b in zip(again, first))  # the same objects: split once, hashed once
+    vm = sim.state.get("vm", orjson.loads(first[0])["id"])
+    vm["displayname"] = "renamed"
+    sim.state.touch(vm)
+    changed = await client.list_raw(sim.demo_credentials, "listVirtualMachines")
+    assert b'"displayname":"renamed"' in changed[0] and changed[1] is not first[1]
+    assert changed[1] == first[1]
+
+
+async def test_only_complete_listings_are_kept_split(sim, client):
+    """A listing over several pages is split afresh each time (it is not kept twice over)."""
+    sim.state.seed_vms("demo", 150)
+    first = await client.list_raw(sim.demo_credentials, "listVirtualMachines")
+    again = await client.list_raw(sim.demo_credentials, "listVirtualMachines")
+    assert again == first and len(first) == 150
+    assert not any(a is b for a, b in zip(again, first))
+
+
+def test_kept_splits_stay_within_their_byte_budget():
+    splits = SplitPages()
+    splits.MAX_BYTES = 1000
+    page = b'{"listthingsresponse":{"count":1,"thing":[{"id":"%s","pad":"' + b"x" * 150 + b'"}]}}'
+    for index in range(20):
+        raw = page.replace(b"%s", str(index).encode())
+        splits.split(("key", index), raw)
+        assert splits._bytes == sum(2 * len(kept[0]) for kept in splits._pages.values()) <= 1000
+    fit = 1000 // (2 * len(raw))
+    assert fit >= 2 and list(splits._pages) == [("key", index) for index in range(20 - fit, 20)]  # the most recent
 
 
 def test_raw_list_decoding_takes_an_unexpected_envelope_the_slow_way():
