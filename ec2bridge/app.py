@@ -31,6 +31,7 @@ import mappings
 from ec2bridge import engine, heap
 from ec2bridge.auth import Authenticator
 from ec2bridge.accounts import AccountDirectory, CloudStackEnroller
+from ec2bridge.answer_memo import AnswerMemo, KnownAnswer
 from ec2bridge.cloudstack import CloudStackClient
 from ec2bridge.config import DEMO_CREDENTIALS, Config
 from ec2bridge.context import RequestContext
@@ -298,19 +299,29 @@ async def handle_query(request: web.Request) -> web.Response:
     record = services.actions.get(action)
     if record is None:
         raise EC2Error("UnsupportedOperation", f"The action {action} is not supported by this endpoint yet")
-    ctx = RequestContext(request_id=request[REQUEST_ID], action=action, credential=credential,
-                         config=config, services=services)
-    output = await engine.run(record, ctx, parse_request(operation, params))
     version = params.get("Version") or DEFAULT_VERSION
+    parsed = parse_request(operation, params)
+    ctx = RequestContext(request_id=request[REQUEST_ID], action=action, credential=credential,
+                         config=config, services=services, request=parsed, version=version)
+    try:
+        output = await engine.run(record, ctx, parsed)
+    except KnownAnswer as known:
+        return xml_response(known.body(ctx.request_id))
     parts = render_parts(operation, output, version=version, request_id=ctx.request_id)
     del output
     size = sum(map(len, parts))
     if size < STREAM_BYTES:
-        return web.Response(body=b"".join(parts), content_type="text/xml", charset="UTF-8")
+        if ctx.answer_basis is not None:
+            services.store(AnswerMemo).keep(ctx.answer_key(), ctx.answer_basis, parts, ctx.request_id)
+        return xml_response(b"".join(parts))
     try:
         return await stream_answer(request, parts, size)
     finally:
         heap.after_answer(size)
+
+
+def xml_response(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="text/xml", charset="UTF-8")
 
 
 async def stream_answer(request: web.Request, parts: list[bytes], size: int) -> web.StreamResponse:

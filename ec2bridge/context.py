@@ -7,8 +7,9 @@ keys: CloudStack itself then keeps one account from seeing another's resources.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Hashable
 
+from ec2bridge.answer_memo import AnswerMemo, KnownAnswer, answer_key
 from ec2bridge.config import Config
 from signing.keystore import Credential
 
@@ -20,6 +21,9 @@ class RequestContext:
     credential: Credential
     config: Config
     services: Any  # ec2bridge.app.Services; typed loosely to keep mappings free of app imports
+    request: dict | None = None  # the parsed request, for the answer memo's key
+    version: str = ""            # the API version the answer is rendered in
+    answer_basis: Any = None     # set by reuse_answer: what the answer about to be built rests on
 
     @property
     def creds(self) -> tuple[str, str]:
@@ -38,3 +42,27 @@ class RequestContext:
     async def cs_run(self, command: str, **params: Any) -> dict:
         """Call a command and wait for its job if it is asynchronous."""
         return await self.services.cloudstack.run(self.creds, command, params)
+
+    def reuse_answer(self, basis: Hashable) -> None:
+        """Raise :class:`KnownAnswer` if this request was answered before on the same basis;
+        otherwise the answer about to be built will be kept on it (``ec2bridge.answer_memo``).
+
+        ``basis``: everything the answer is built from outside the store, read before the
+        call; the store's change stamp is added here, so it must come before the store reads
+        the answer depends on.
+        """
+        stamp = self.services.database.change_stamp()
+        if stamp is None or self.request is None:
+            return
+        basis = (basis, stamp)
+        known = self.services.store(AnswerMemo).known(self.answer_key(), basis)
+        if known is not None:
+            raise KnownAnswer(known)
+        self.answer_basis = basis
+
+    def answer_varies(self) -> None:
+        """The answer being built depends on more than its basis (the clock): do not keep it."""
+        self.answer_basis = None
+
+    def answer_key(self) -> tuple:
+        return answer_key(self.action, self.credential.access_key, self.version, self.request or {})

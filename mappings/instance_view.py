@@ -6,7 +6,7 @@ sent), the caller's volumes, networks and templates, EC2 ids minted in bulk, and
 own per-instance state read in bulk from :class:`InstanceStore`. No call is made per
 instance, so describing 10,000 instances costs a few dozen requests, not thousands.
 
-Two things keep a DescribeInstances loop cheap:
+Three things keep a DescribeInstances loop cheap:
 
 - **Catalog listings** (networks, templates, and the account's volumes for a whole-account
   listing) come from :class:`mappings.zones.CatalogCache`: a few seconds per caller, volumes at
@@ -17,6 +17,9 @@ Two things keep a DescribeInstances loop cheap:
   eventually consistent the same way); describing given InstanceIds lists their volumes live.
 - **The instance memo** (:mod:`mappings.instance_memo`): a VM whose JSON and other inputs are
   unchanged since a previous call is neither parsed, nor converted, nor rendered again.
+- **The answer memo** (:mod:`ec2bridge.answer_memo`): with ``reuse_answer``, the listings just
+  read (each VM's JSON hash, the catalog listings' serials) are the basis of the answer, and a
+  request repeated on the same basis and store is answered with the document kept from before.
 
 Decisions, with the AWS and CloudStack behaviour behind them:
 
@@ -56,7 +59,7 @@ from mappings.common import cs_time
 from mappings.instance_memo import Facts, InstanceMemo, fingerprint
 from mappings.tags import cloudstack_tags, ec2_tag_list
 from mappings.sources import owner_key
-from mappings.zones import CatalogCache
+from mappings.zones import CatalogCache, Listing
 
 ROOT_DEVICE = "/dev/sda1"
 TERMINATED_VISIBLE_SECONDS = 3600.0  # AWS: "terminated instances remain visible for about an hour"
@@ -175,11 +178,16 @@ class View:
         return known
 
 
-async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: bool = True) -> list[dict]:
-    """EC2 Instance dicts (plus ``ReservationId``/``OwnerId``/``VmId``) of the caller's VMs."""
+async def list_instances(ctx, vm_ids: list[str] | None = None, *, with_volumes: bool = True,
+                         reuse_answer: bool = False) -> list[dict]:
+    """EC2 Instance dicts (plus ``ReservationId``/``OwnerId``/``VmId``) of the caller's VMs.
+
+    ``reuse_answer``: once the listings are read, offer them to ``ctx.reuse_answer`` as the
+    basis of the answer (which raises ``KnownAnswer`` when the answer is known already).
+    """
     if vm_ids is None:
-        return await ctx.services.store(LargeListings).run(ctx.creds[0], _list(ctx, None, with_volumes))
-    return await _list(ctx, vm_ids, with_volumes) if vm_ids else []
+        return await ctx.services.store(LargeListings).run(ctx.creds[0], _list(ctx, None, with_volumes, reuse_answer))
+    return await _list(ctx, vm_ids, with_volumes, reuse_answer) if vm_ids else []
 
 
 class LargeListings:
@@ -212,7 +220,7 @@ class LargeListings:
         return items
 
 
-async def _list(ctx, vm_ids: list[str] | None, with_volumes: bool) -> list[dict]:
+async def _list(ctx, vm_ids: list[str] | None, with_volumes: bool, reuse_answer: bool = False) -> list[dict]:
     params: dict[str, Any] = {}
     if vm_ids is not None:
         params = {"id": vm_ids[0]} if len(vm_ids) == 1 else {"ids": vm_ids}
@@ -232,10 +240,14 @@ async def _list(ctx, vm_ids: list[str] | None, with_volumes: bool) -> list[dict]
         _covering(ctx, volumes, {f.vm_id for f in facts if f.state not in _NO_ROOT}, "listVolumes", key=_root_of,
                   max_age=VOLUMES_MAX_AGE, fields=VOLUME_FIELDS) if with_volumes and vm_ids is None
         else _same(volumes))
+    listings = [volumes, networks, templates]
     if not template_ids <= {t["id"] for t in templates}:
         # A template shared with the caller is neither its own nor public: its owner, which
         # the AMI id is minted under, comes from the shared listing (one call, only when needed).
-        templates = templates + await _catalog(ctx, "listTemplates", templatefilter="sharedexecutable")
+        listings.append(await _catalog(ctx, "listTemplates", templatefilter="sharedexecutable"))
+        templates = templates + listings[-1]
+    if reuse_answer:
+        ctx.reuse_answer((tuple(vm.key for vm in vms), tuple(map(listing_stamp, listings))))
     view = await gather_inputs(ctx, facts, volumes, networks, templates)
     return await convert_all(ctx, vms, view, memo)
 
@@ -291,6 +303,11 @@ async def _covering(ctx, listing: list[dict], wanted: set[str], command: str, *,
     if wanted and not wanted <= set(map(key, listing)):
         return await ctx.services.store(CatalogCache).listing(ctx, command, fresh=True, **options)
     return listing
+
+
+def listing_stamp(listing: list[dict]) -> tuple[str, int]:
+    """What tells this listing's content apart: a cached listing's serial, else a fingerprint."""
+    return ("serial", listing.serial) if listing.__class__ is Listing else ("content", fingerprint(listing))
 
 
 async def _same(value: Any) -> Any:

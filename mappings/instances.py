@@ -72,9 +72,11 @@ async def instance_items(ctx, request: dict) -> list[dict]:
     owner = await actions.caller_owner(ctx)
     await resume_orphans(ctx, owner)
     vm_ids = await actions.known_vm_ids(ctx, request.get("InstanceIds"))
-    items = await instance_view.list_instances(ctx, vm_ids)
+    items = await instance_view.list_instances(ctx, vm_ids, reuse_answer=True)
     gone = await instance_view.recent_tombstones(ctx, owner, {item["VmId"] for item in items})
     items += [item for item in gone if vm_ids is None or item["VmId"] in vm_ids]
+    if any(item["State"]["Name"] == "terminated" for item in items):
+        ctx.answer_varies()  # it leaves the answer an hour after it ended, with no input changed
     return items
 
 

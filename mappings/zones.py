@@ -29,6 +29,7 @@ process may be a few seconds stale independently, and nothing is written through
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any, Awaitable, Callable
 
@@ -40,6 +41,20 @@ from mappings.records import Action, Describe, Selector
 
 CATALOG_TTL_SECONDS = 5.0
 CATALOG_MAX_ENTRIES = 4096  # distinct (caller, listing) pairs kept before the oldest are dropped
+_SERIALS = itertools.count(1)  # of every listing fetched in this process, whichever cache fetched it
+
+
+class Listing(list):
+    """A listing as :class:`CatalogCache` hands it out: CloudStack's objects, and the serial of
+    the call that fetched them, unique in the process. Two listings with the same serial are
+    the same listing, so a caller can tell "the same as last time" without comparing objects
+    (``ec2bridge.answer_memo``)."""
+
+    __slots__ = ("serial",)
+
+    def __init__(self, objects: list[dict], serial: int):
+        super().__init__(objects)
+        self.serial = serial
 
 
 class CatalogCache:
@@ -57,7 +72,7 @@ class CatalogCache:
         self._entries: dict[tuple, tuple[float, asyncio.Future]] = {}
 
     async def listing(self, ctx: Any, command: str, *, max_age: float | None = None, fresh: bool = False,
-                      fields: tuple[str, ...] | None = None, **params: Any) -> list[dict]:
+                      fields: tuple[str, ...] | None = None, **params: Any) -> Listing:
         """``ctx.cs_list(command, **params)``, answered from the last few seconds when possible.
 
         ``max_age``: at most this old (default: the cache's TTL); ``fresh``: ask CloudStack now;
@@ -79,11 +94,14 @@ class CatalogCache:
             self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
             while len(self._entries) >= self._max_entries:
                 del self._entries[next(iter(self._entries))]
-        future = asyncio.ensure_future(call)
+        future = asyncio.ensure_future(self._serialised(call))
         entry = (now + self._ttl, future)
         self._entries[key] = entry
         future.add_done_callback(lambda done: self._forget_failure(key, entry))
         return entry
+
+    async def _serialised(self, call: Awaitable[list[dict]]) -> Listing:
+        return Listing(await call, next(_SERIALS))
 
     def _forget_failure(self, key: tuple, entry: tuple[float, asyncio.Future]) -> None:
         """A failed listing is never served again (and its error counts as retrieved)."""

@@ -67,6 +67,15 @@ class SqliteDatabase:
                                       (component,)).fetchone()
         return row[0] if row else 0
 
+    def change_stamp(self) -> tuple[int, int]:
+        """A value that differs after any commit to the database since it was taken.
+
+        ``PRAGMA data_version`` changes when another connection (another bridge process)
+        commits; ``total_changes`` counts this connection's own writes. Equal stamps mean
+        every read made in between saw the same data (``ec2bridge.answer_memo`` relies on it).
+        """
+        return self.connection.execute("PRAGMA data_version").fetchone()[0], self.connection.total_changes
+
     def close(self) -> None:
         self.connection.close()
 
