@@ -74,6 +74,9 @@ class AnswerMemo:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._entries
+
     def known(self, key: tuple, basis: Hashable) -> tuple[bytes, ...] | None:
         """The kept answer to ``key`` if it was built on ``basis``, marking it as used."""
         entry = self._entries.pop(key, None)

@@ -20,6 +20,9 @@ Three things keep a DescribeInstances loop cheap:
 - **The answer memo** (:mod:`ec2bridge.answer_memo`): with ``reuse_answer``, the listings just
   read (each VM's JSON hash, the catalog listings' serials) are the basis of the answer, and a
   request repeated on the same basis and store is answered with the document kept from before.
+  An answer that needed a listing read again (a new instance's network or root volume) or
+  the listing of templates shared with the caller rests on more than its basis and is not
+  kept; the next call, which finds the fresher listing in the cache, is.
 
 Decisions, with the AWS and CloudStack behaviour behind them:
 
@@ -228,26 +231,27 @@ async def _list(ctx, vm_ids: list[str] | None, with_volumes: bool, reuse_answer:
         ctx.services.cloudstack.list_raw(ctx.creds, "listVirtualMachines", params),
         _volumes(ctx, vm_ids) if with_volumes else _same([]),
         _catalog(ctx, "listNetworks"), _catalog(ctx, "listTemplates", templatefilter="executable"))
+    if reuse_answer:  # before anything is built from them, or read from the store
+        ctx.reuse_answer((tuple(map(hash, listed)), tuple(map(listing_stamp, (volumes, networks, templates)))))
     # Items built with volumes are memoised; the few actions that list without them are not.
     memo = ctx.services.store(InstanceMemo) if with_volumes else None
     vms = [_listed_vm(vm_json, memo) for vm_json in listed]
     del listed
     facts = [vm.facts for vm in vms]
     template_ids = {f.template_id for f in facts if f.template_id}
+    read = (networks, templates, volumes)
     networks, templates, volumes = await asyncio.gather(
         _covering(ctx, networks, {n for f in facts for n in f.network_ids}, "listNetworks"),
         _covering(ctx, templates, template_ids, "listTemplates", templatefilter="executable"),
         _covering(ctx, volumes, {f.vm_id for f in facts if f.state not in _NO_ROOT}, "listVolumes", key=_root_of,
                   max_age=VOLUMES_MAX_AGE, fields=VOLUME_FIELDS) if with_volumes and vm_ids is None
         else _same(volumes))
-    listings = [volumes, networks, templates]
     if not template_ids <= {t["id"] for t in templates}:
         # A template shared with the caller is neither its own nor public: its owner, which
         # the AMI id is minted under, comes from the shared listing (one call, only when needed).
-        listings.append(await _catalog(ctx, "listTemplates", templatefilter="sharedexecutable"))
-        templates = templates + listings[-1]
-    if reuse_answer:
-        ctx.reuse_answer((tuple(vm.key for vm in vms), tuple(map(listing_stamp, listings))))
+        templates = templates + await _catalog(ctx, "listTemplates", templatefilter="sharedexecutable")
+    if any(now is not before for now, before in zip((networks, templates, volumes), read)):
+        ctx.answer_varies()  # built on listings read after the basis was taken: not kept
     view = await gather_inputs(ctx, facts, volumes, networks, templates)
     return await convert_all(ctx, vms, view, memo)
 

@@ -13,7 +13,7 @@ import sqlite3
 
 import pytest
 
-from ec2bridge.answer_memo import AnswerMemo
+from ec2bridge.answer_memo import AnswerMemo, answer_key
 from mappings.zones import CatalogCache
 from tests import wire
 from tests.e2e.test_instances import World, launch
@@ -168,3 +168,30 @@ def test_instance_status_is_kept_under_its_own_action(world, account):
     assert without_request_id(again) == without_request_id(statuses)
     assert b"<DescribeInstanceStatusResponse" in again.body and instance_id.encode() in again.body
     assert b"<DescribeInstancesResponse" in describe(world, credentials).body
+
+
+def test_an_answer_that_read_a_listing_again_is_not_kept(world, account):
+    """A new instance's root volume is missing from the cached volume listing, which is read
+    again: that answer rests on more than its basis. The next one, on the fresher listing now
+    cached, is kept."""
+    ec2, credentials = account
+    launch(ec2)
+    world.settle()
+    memo = world.bridge.services.store(AnswerMemo)
+    whole_account = answer_key("DescribeInstances", credentials[0], VERSION, {})
+    world.bridge.services._stores[CatalogCache] = CatalogCache(clock=lambda: 0.0)  # listings never age
+    try:
+        describe(world, credentials)
+        assert whole_account in memo
+        second = launch(ec2)[0]
+        world.settle()
+        body = describe(world, credentials).body
+        assert second.encode() in body and body.count(b"<deviceName>/dev/sda1</deviceName>") == 2
+        assert whole_account not in memo  # the previous answer is stale, and this one is not kept
+        describe(world, credentials)
+        assert whole_account in memo
+        before = hits(world)
+        assert describe(world, credentials).body.count(b"<deviceName>/dev/sda1</deviceName>") == 2
+        assert hits(world) == before + 1
+    finally:
+        world.bridge.services._stores[CatalogCache] = CatalogCache()
