@@ -16,21 +16,14 @@ import pytest
 from ec2bridge.answer_memo import AnswerMemo, answer_key
 from mappings.zones import CatalogCache
 from tests import wire
-from tests.e2e.test_instances import World, launch
+from tests.e2e.test_instances import launch
 
 VERSION = "2016-11-15"
 
 
-@pytest.fixture(scope="module")
-def world(bridge):
-    return World(bridge)
-
-
 @pytest.fixture()
 def account(world):
-    """(boto3 client, CloudStack keys) of a fresh account."""
-    credentials, _ = world.credentials("answers")
-    return world.bridge.client("ec2", credentials=credentials), credentials
+    return world.fresh_client("answers")
 
 
 def describe(world, credentials, action: str = "DescribeInstances", **params) -> wire.Reply:
@@ -49,11 +42,6 @@ def without_request_id(reply: wire.Reply) -> bytes:
 
 def hits(world) -> int:
     return world.bridge.services.store(AnswerMemo).hits
-
-
-def cloudstack(world, credentials, command: str, **params) -> dict:
-    """A call made in CloudStack directly, outside the bridge (waits for async jobs)."""
-    return world.bridge.call(world.bridge.services.cloudstack.run(credentials, command, params))
 
 
 def test_a_repeated_describe_is_the_kept_answer_with_its_own_request_id(world, account):
@@ -76,7 +64,7 @@ def test_a_change_in_cloudstack_is_a_miss(world, account):
     before = hits(world)
     describe(world, credentials)
     assert hits(world) == before + 1  # kept
-    cloudstack(world, credentials, "stopVirtualMachine", id=world.backend(instance_id))
+    world.cloudstack(credentials, "stopVirtualMachine", id=world.backend(instance_id))
     assert b"<name>stopped</name>" in describe(world, credentials).body
     assert hits(world) == before + 1
 

@@ -22,12 +22,7 @@ from libcloud.compute.providers import get_driver
 from libcloud.compute.types import NodeState, Provider
 
 from tests.bridge_server import REGION
-from tests.e2e.test_instances import FAST, World, image_id, instances
-
-
-@pytest.fixture(scope="module")
-def world(bridge):
-    return World(bridge)
+from tests.e2e.test_instances import FAST, image_id, instances
 
 
 def port_of(bridge) -> int:

@@ -13,24 +13,12 @@ import pytest
 from mappings.instance_memo import Facts, InstanceMemo
 from mappings.zones import CatalogCache
 from tests import wire
-from tests.e2e.test_instances import World, instances, launch
-
-
-@pytest.fixture(scope="module")
-def world(bridge):
-    return World(bridge)
+from tests.e2e.test_instances import instances, launch
 
 
 @pytest.fixture()
 def account(world):
-    """(boto3 client, CloudStack keys) of a fresh account."""
-    credentials, _ = world.credentials("memo")
-    return world.bridge.client("ec2", credentials=credentials), credentials
-
-
-def cloudstack(world, credentials, command: str, **params) -> dict:
-    """A call made in CloudStack directly, outside the bridge (waits for async jobs)."""
-    return world.bridge.call(world.bridge.services.cloudstack.run(credentials, command, params))
+    return world.fresh_client("memo")
 
 
 def raw_describe(world, credentials, **params) -> bytes:
@@ -73,10 +61,10 @@ def test_changes_made_in_cloudstack_show_at_the_next_call(world, account):
     instance_id = launch(ec2)[0]
     vm_id = world.backend(instance_id)
     assert instances(ec2)[0]["Tags"] == []
-    cloudstack(world, credentials, "createTags", resourcetype="UserVm", **{"resourceids": vm_id,
+    world.cloudstack(credentials, "createTags", resourcetype="UserVm", **{"resourceids": vm_id,
                "tags[0].key": "team", "tags[0].value": "blue"})
     assert instances(ec2)[0]["Tags"] == [{"Key": "team", "Value": "blue"}]
-    cloudstack(world, credentials, "stopVirtualMachine", id=vm_id)
+    world.cloudstack(credentials, "stopVirtualMachine", id=vm_id)
     assert instances(ec2)[0]["State"]["Name"] == "stopped"
     # The bridge's own record is an input too: a stop reason it keeps appears at once.
     ec2.start_instances(InstanceIds=[instance_id])
@@ -113,12 +101,12 @@ def test_a_volume_attached_in_cloudstack_shows_once_the_listing_is_older_than_it
     ec2, credentials = account
     instance_id = launch(ec2)[0]
     instances(ec2)  # caches the account's volume listing
-    offering = next(o for o in cloudstack(world, credentials, "listDiskOfferings")["diskoffering"]
+    offering = next(o for o in world.cloudstack(credentials, "listDiskOfferings")["diskoffering"]
                     if not o.get("iscustomized"))
     zone = world.vm(ec2, instance_id)["zone_id"]
-    volume = cloudstack(world, credentials, "createVolume", name="data", diskofferingid=offering["id"],
+    volume = world.cloudstack(credentials, "createVolume", name="data", diskofferingid=offering["id"],
                         zoneid=zone)["volume"]
-    cloudstack(world, credentials, "attachVolume", id=volume["id"], virtualmachineid=world.backend(instance_id))
+    world.cloudstack(credentials, "attachVolume", id=volume["id"], virtualmachineid=world.backend(instance_id))
     # Narrowed to the instance, the volumes are listed live.
     narrowed = instances(ec2, InstanceIds=[instance_id])[0]
     assert [m["DeviceName"] for m in narrowed["BlockDeviceMappings"]] == ["/dev/sda1", "/dev/sdb"]

@@ -68,6 +68,15 @@ class World:
             return (user["apikey"], user["secretkey"]), account["name"]
         return self.run(create)
 
+    def fresh_client(self, prefix: str):
+        """(boto3 client, CloudStack keys) of a fresh account."""
+        credentials, _ = self.credentials(prefix)
+        return self.bridge.client("ec2", credentials=credentials), credentials
+
+    def cloudstack(self, credentials, command: str, **params) -> dict:
+        """A call made in CloudStack directly, outside the bridge (waits for async jobs)."""
+        return self.bridge.call(self.bridge.services.cloudstack.run(credentials, command, params))
+
     def vm(self, ec2, instance_id: str) -> dict | None:
         record = self.bridge.call(self.bridge.services.ids.lookup(instance_id))
         return self.run(lambda: self.state.get("vm", record.backend_id))
@@ -104,11 +113,6 @@ def launch(ec2, count: int = 1, **params) -> list[str]:
 
 def instances(ec2, **params) -> list[dict]:
     return [i for r in ec2.describe_instances(**params)["Reservations"] for i in r["Instances"]]
-
-
-@pytest.fixture(scope="module")
-def world(bridge):
-    return World(bridge)
 
 
 @pytest.fixture(autouse=True)

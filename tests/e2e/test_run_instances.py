@@ -23,11 +23,6 @@ from tests.e2e.test_instances import FAST, World, code_of, image_id, instances, 
 GIB = 1024 ** 3
 
 
-@pytest.fixture(scope="module")
-def world(bridge):
-    return World(bridge)
-
-
 @pytest.fixture(autouse=True)
 def no_faults(world):
     yield
