@@ -24,20 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ec2bridge.protocol.serialize import Rendered, prerender
+from mappings.common import fingerprint
 
 INSTANCE_SHAPE = "Instance"
 MEMO_MAX_ENTRIES = 20_000  # instances kept per process: a 10,000-instance fleet fits twice over
-
-
-def fingerprint(*inputs: Any) -> int:
-    """Inputs of a conversion, written as JSON (orjson writes dataclasses as objects) and
-    hashed with Python's own hash: SipHash with a random key per process, so two different
-    inputs collide once in 2**64 and cannot be made to. A cryptographic digest would cost
-    three times as much; keeping the bytes, a few KB an instance."""
-    return hash(orjson.dumps(inputs))
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,8 +58,8 @@ import orjson
 from ec2bridge.ids import owner_id
 from ec2bridge.protocol.serialize import Rendered
 from ec2bridge.stores.instances import InstanceRow, InstanceStore
-from mappings.common import cs_time
-from mappings.instance_memo import Facts, InstanceMemo, fingerprint
+from mappings.common import cs_time, fingerprint
+from mappings.instance_memo import Facts, InstanceMemo
 from mappings.tags import cloudstack_tags, ec2_tag_list
 from mappings.sources import owner_key
 from mappings.zones import CatalogCache, Listing

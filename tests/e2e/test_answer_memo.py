@@ -183,3 +183,17 @@ def test_an_answer_that_read_a_listing_again_is_not_kept(world, account):
         assert hits(world) == before + 1
     finally:
         world.bridge.services._stores[CatalogCache] = CatalogCache()
+
+
+def test_key_pairs_are_kept_until_cloudstack_or_the_store_changes(world, account):
+    ec2, credentials = account
+    ec2.create_key_pair(KeyName="kept")
+    pair_id = ec2.create_key_pair(KeyName="gone")["KeyPairId"]
+    first = describe(world, credentials, "DescribeKeyPairs")
+    before = hits(world)
+    assert without_request_id(describe(world, credentials, "DescribeKeyPairs")) == without_request_id(first)
+    assert hits(world) == before + 1
+    ec2.create_tags(Resources=[pair_id], Tags=[{"Key": "team", "Value": "blue"}])  # kept by the bridge's store
+    assert b"<value>blue</value>" in describe(world, credentials, "DescribeKeyPairs").body
+    world.cloudstack(credentials, "deleteSSHKeyPair", name="gone")
+    assert [pair["KeyName"] for pair in ec2.describe_key_pairs()["KeyPairs"]] == ["kept"]
