@@ -2,9 +2,10 @@
 
 A *probe* is one request replayed against one server at one concurrency. Probes are grouped by
 *fleet* (the number of instances the back ends hold): each group gets fresh servers loaded with
-that fleet, and its probes run in rounds (A/B/A/B...), so every ratio compares numbers taken
-minutes apart on the same machine. The main fleet (50 instances) holds every comparison the
-targets name: the generator and aiohttp ceilings, the CloudStack floor, the bridge and moto.
+that fleet, and its probes run in rounds (A/B/A/B...), so every ratio compares numbers taken on
+the same machine in the same session, the two sides of a target ratio back to back. The main
+fleet (50 instances) holds every comparison the targets name: the generator and aiohttp
+ceilings, the CloudStack floor, the bridge and moto.
 
 Scenarios (``--only``): generator, ceiling, floor, bridge, moto, scale, run-instances.
 """
@@ -76,13 +77,26 @@ class Group:
 
 
 def main_fleet_probes(profile: Profile) -> list[Probe]:
+    """The main fleet's probes in the order a round runs them: the two sides of every target
+    ratio back to back (the ceiling between the two bridge calls measured against it), so each
+    round's ratio compares runs taken seconds apart, not minutes."""
     n, cs = profile.main_fleet, profile.concurrencies
-    probes = [Probe(("generator",), "raw", "DescribeRegions", n, max(cs))]
-    probes += [Probe(("ceiling",), "trivial", "DescribeRegions", n, c) for c in cs]
-    probes += [Probe(("floor",), "floor", command, n, c, "cloudstack")
-               for command in FLOOR_COMMANDS.values() for c in cs]
-    probes += [Probe(("bridge",), "bridge", action, n, c) for action in DESCRIBE_ACTIONS for c in cs]
-    probes.append(Probe(("bridge",), "bridge", "DescribeInstances", n, max(cs), "v2"))
+    probes = []
+    for c in cs:
+        def bridge(action: str, signature: str = "v4") -> Probe:
+            return Probe(("bridge",), "bridge", action, n, c, signature)
+
+        def floor(action: str) -> Probe:
+            return Probe(("floor",), "floor", FLOOR_COMMANDS[action], n, c, "cloudstack")
+
+        probes += [bridge("DescribeRegions"), Probe(("ceiling",), "trivial", "DescribeRegions", n, c),
+                   bridge("DescribeAvailabilityZones")]
+        if c == max(cs):
+            probes.append(Probe(("generator",), "raw", "DescribeRegions", n, c))
+        probes += [floor("DescribeKeyPairs"), bridge("DescribeKeyPairs"), bridge("DescribeImages"),
+                   floor("DescribeInstances"), bridge("DescribeInstances")]
+        if c == max(cs):
+            probes.append(bridge("DescribeInstances", "v2"))
     if n in profile.moto_fleets:
         probes += [Probe(("moto",), "moto", action, n, c) for action in DESCRIBE_ACTIONS for c in cs]
     return probes

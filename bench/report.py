@@ -1,9 +1,10 @@
 """From raw runs to the results: per-probe summaries, ratios, targets, markdown and JSON lines.
 
-Every number is a median over the session's rounds with its min-max next to it; a ratio is the
-ratio of the two medians, with the min-max of the per-round ratios (the two sides of one round
-ran minutes apart). Targets come from the issue; one whose inputs were not measured says so
-instead of passing or failing.
+Every number is a median over the session's rounds with its min-max next to it. A ratio is the
+median of the per-round ratios, each from two runs taken back to back (``plan.main_fleet_probes``
+orders them so), with their min-max; a side that ran fewer rounds than the other (a slow peer
+run once) gives the ratio of the two medians instead. Targets come from the issue; one whose
+inputs were not measured says so instead of passing or failing.
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ def ratio(results: Results, target: plan.RatioTarget) -> dict[str, Any]:
     bottom_by_round = {run.round: run.result.rps for run in bottom.runs}
     per_round = [run.result.rps / bottom_by_round[run.round] for run in top.runs
                  if bottom_by_round.get(run.round)]
-    medians = statistics.median(r.result.rps for r in top.runs), statistics.median(r.result.rps for r in bottom.runs)
-    row["value"] = medians[0] / medians[1] if medians[1] else None
+    if per_round and len(per_round) == len(top.runs) == len(bottom.runs):
+        row["value"] = statistics.median(per_round)
+    else:
+        medians = statistics.median(r.result.rps for r in top.runs), statistics.median(r.result.rps for r in bottom.runs)
+        row["value"] = medians[0] / medians[1] if medians[1] else None
     row["per_round"] = spread(per_round)
     return row
 
@@ -344,8 +348,10 @@ METHOD = """\
   call counters around the warm calls give *CloudStack calls per call*.
 - Each fleet size gets fresh servers; its probes run in {rounds} rounds (A/B/A/B), each run at least
   {duration} s, stretched for slow probes so each connection completes about 10 calls (at most
-  {max_duration} s). Values are medians over rounds with min–max; ratios are ratios of medians with
-  the min–max of the per-round ratios. *n* is the number of completed requests over all rounds.
+  {max_duration} s). Values are medians over rounds with min–max. Within a round the two sides of
+  each target ratio run back to back; a ratio is the median of the per-round ratios, with their
+  min–max (the ratio of medians when one side ran once). *n* is the number of completed requests
+  over all rounds.
   A run must hold {min_waves} *waves* (C concurrent calls); a bridge probe too slow for that runs
   once, for {heavy_waves} waves ("one run"), and so does a moto probe; others that slow are listed as
   not measured.
