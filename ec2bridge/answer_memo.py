@@ -89,9 +89,9 @@ class AnswerMemo:
         self.hits += 1
         return entry[1]
 
-    def keep(self, key: tuple, basis: Hashable, parts: list[bytes], request_id: str) -> None:
-        """Keep the answer rendered as ``parts`` for request ``request_id``."""
-        pieces = tuple(b"".join(parts).split(request_id.encode()))
+    def keep(self, key: tuple, basis: Hashable, body: bytes, request_id: str) -> None:
+        """Keep ``body``, the answer rendered for request ``request_id``."""
+        pieces = tuple(body.split(request_id.encode()))
         size = _size(pieces)
         old = self._entries.pop(key, None)
         if old is not None:

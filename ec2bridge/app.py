@@ -311,9 +311,10 @@ async def handle_query(request: web.Request) -> web.Response:
     del output
     size = sum(map(len, parts))
     if size < STREAM_BYTES:
+        body = b"".join(parts)
         if ctx.answer_basis is not None:
-            services.store(AnswerMemo).keep(ctx.answer_key(), ctx.answer_basis, parts, ctx.request_id)
-        return xml_response(b"".join(parts))
+            services.store(AnswerMemo).keep(ctx.answer_key(), ctx.answer_basis, body, ctx.request_id)
+        return xml_response(body)
     try:
         return await stream_answer(request, parts, size)
     finally:

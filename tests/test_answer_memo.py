@@ -8,8 +8,8 @@ from ec2bridge.answer_memo import AnswerMemo, answer_key
 REQUEST_ID = "11111111-2222-4333-8444-555555555555"
 
 
-def answer(text: str) -> list[bytes]:
-    return [f"<R><requestId>{REQUEST_ID}</requestId>".encode(), text.encode(), b"</R>"]
+def answer(text: str) -> bytes:
+    return f"<R><requestId>{REQUEST_ID}</requestId>{text}</R>".encode()
 
 
 def test_a_kept_answer_is_given_with_the_new_request_id_on_the_same_basis_only():
@@ -24,7 +24,7 @@ def test_a_kept_answer_is_given_with_the_new_request_id_on_the_same_basis_only()
 
 
 def test_the_least_recently_used_answers_go_first_within_the_byte_budget():
-    size = len(b"".join(answer("x" * 100))) - len(REQUEST_ID)
+    size = len(answer("x" * 100)) - len(REQUEST_ID)
     memo = AnswerMemo(max_bytes=3 * size)
     for name in "abc":
         memo.keep((name,), 1, answer("x" * 100), REQUEST_ID)
