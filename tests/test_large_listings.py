@@ -1,5 +1,5 @@
-"""Whole-account listings of a large fleet wait for one of a few slots per process; small or
-not-yet-known fleets never wait."""
+"""Whole-account listings of a large or not yet known fleet wait for one of a few slots per
+process; fleets known to be small never wait."""
 
 from __future__ import annotations
 
@@ -28,11 +28,19 @@ class Listing:
             self.running -= 1
 
 
-async def known_large(gate: LargeListings, caller: str) -> None:
-    """Let ``gate`` see one large listing for ``caller``."""
-    listing = Listing(LargeListings.LARGE)
+async def known(gate: LargeListings, caller: str, size: int) -> None:
+    """Let ``gate`` see one listing of ``size`` VMs for ``caller``."""
+    listing = Listing(size)
     listing.release.set()
     await gate.run(caller, listing())
+
+
+async def known_large(gate: LargeListings, caller: str) -> None:
+    await known(gate, caller, LargeListings.LARGE)
+
+
+async def known_small(gate: LargeListings, caller: str) -> None:
+    await known(gate, caller, LargeListings.LARGE - 1)
 
 
 async def run_together(gate: LargeListings, caller: str, listing: Listing, count: int) -> list:
@@ -42,14 +50,20 @@ async def run_together(gate: LargeListings, caller: str, listing: Listing, count
     return await asyncio.gather(*calls)
 
 
-async def test_a_fleet_of_unknown_or_small_size_is_not_gated():
+async def test_a_fleet_known_to_be_small_is_not_gated():
     gate = LargeListings()
+    await known_small(gate, "small")
     small = Listing(LargeListings.LARGE - 1)
     await run_together(gate, "small", small, 6)
     assert small.most == 6
+
+
+async def test_a_fleet_of_unknown_size_waits_for_a_slot():
+    """A process's first listings of an account may be of 10,000 VMs each."""
+    gate = LargeListings()
     first = Listing(LargeListings.LARGE * 5)
-    await run_together(gate, "new", first, 4)   # its size is not known yet
-    assert first.most == 4
+    await run_together(gate, "new", first, 4)
+    assert first.most == LargeListings.SLOTS
 
 
 async def test_a_large_fleet_waits_for_a_slot():
@@ -58,6 +72,7 @@ async def test_a_large_fleet_waits_for_a_slot():
     later = Listing(LargeListings.LARGE)
     results = await run_together(gate, "big", later, 6)
     assert later.most == LargeListings.SLOTS and [len(r) for r in results] == [LargeListings.LARGE] * 6
+    await known_small(gate, "other caller")
     other = Listing(10)
     await run_together(gate, "other caller", other, 3)   # another caller's small fleet is not held up
     assert other.most == 3
