@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ec2bridge.protocol.serialize import Rendered, prerender
-from mappings.common import fingerprint
 
 INSTANCE_SHAPE = "Instance"
 MEMO_MAX_ENTRIES = 20_000  # instances kept per process: a 10,000-instance fleet fits twice over

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -47,7 +48,7 @@ from ec2bridge.cloudstack import CloudStackError
 from ec2bridge.errors import EC2Error, invalid_value, missing_parameter
 from ec2bridge.ids import not_found
 from ec2bridge.stores.tags import KeyPairDetails, KeyPairStore, TagStore
-from mappings.common import dry_run_checkpoint, fingerprint
+from mappings.common import dry_run_checkpoint
 from mappings.records import Action, Describe, Selector
 from mappings.sources import owner_key
 from mappings.tags import (BY_PREFIX, apply_tag_specifications, backend_id_of, ec2_tag_list,
@@ -341,8 +342,10 @@ def key_pair_info(keypair: dict, ec2_id: str, details: KeyPairDetails | None, ta
 
 async def key_pair_items(ctx: Any, request: dict) -> list[dict]:
     names = request.get("KeyNames") or []
-    keypairs = await ctx.cs_list("listSSHKeyPairs", **({"name": names[0]} if len(names) == 1 else {}))
-    ctx.reuse_answer(fingerprint(keypairs))  # the rest is the store's (ids, details, tags)
+    listed = await ctx.services.cloudstack.list_raw(ctx.creds, "listSSHKeyPairs",
+                                                    {"name": names[0]} if len(names) == 1 else {})
+    ctx.reuse_answer(tuple(map(hash, listed)))  # the rest is the store's (ids, details, tags)
+    keypairs = list(map(orjson.loads, listed))
     if not keypairs:
         return []
     pairs = [(backend_id_of(k), owner_key(k)) for k in keypairs]

@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 import boto.ec2.connection
-import pytest
 from boto.ec2.regioninfo import RegionInfo
 from libcloud.compute.base import NodeImage
 from libcloud.compute.providers import get_driver
