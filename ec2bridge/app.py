@@ -71,6 +71,13 @@ class Services:
     simulator: Any = None  # the embedded simulator, when the bridge runs on it
     _stores: dict[Any, Any] = field(default_factory=dict)
 
+    async def close_stores(self) -> None:
+        """Let the stores that run tasks stop them (``aclose``), before the client closes."""
+        for store in list(self._stores.values()):
+            aclose = getattr(store, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
     def store(self, factory: Callable[[Any], T]) -> T:
         """The process's one instance of a store class built on the database (made on first use)."""
         if factory not in self._stores:
@@ -122,6 +129,8 @@ async def services_context(app: web.Application) -> AsyncIterator[None]:
                                  simulator=simulator)
         yield
     finally:
+        if SERVICES in app:
+            await app[SERVICES].close_stores()
         if client is not None:
             await client.close()
         if simulator is not None:

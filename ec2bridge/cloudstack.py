@@ -247,6 +247,7 @@ class CloudStackClient:
         return await self.call(creds, command, params)
 
     async def close(self) -> None:
+        await self.poller.close()
         await self._origin.close()
 
 
@@ -303,6 +304,15 @@ class JobPoller:
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
         except asyncio.TimeoutError:
             raise JobTimeout(f"{command}: job {job_id} did not finish within {timeout:.0f}s") from None
+
+    async def close(self) -> None:
+        """Stop polling (shutdown): waiters still waiting are cancelled."""
+        for waiter in self._waiters.values():
+            waiter.future.cancel()
+        self._waiters.clear()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         while self._waiters:

@@ -63,6 +63,13 @@ class Background:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def aclose(self) -> None:
+        """Cancel the running tasks (shutdown); their leases run out and another process, or
+        this one restarted, resumes them."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def drain(self) -> None:
         """Wait for the running tasks (tests and orderly shutdowns)."""
         while self._tasks:

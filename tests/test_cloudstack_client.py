@@ -186,6 +186,18 @@ async def test_bounded_job_wait(sim, client):
         await client.run(sim.demo_credentials, "deployVirtualMachine", params, wait=0.2)
 
 
+async def test_closing_the_client_stops_its_poller_and_ends_the_waits(sim, client):
+    params = await _deploy_params(sim, client)
+    sim.state.config.job_duration = 5.0
+    waiting = asyncio.ensure_future(client.run(sim.demo_credentials, "deployVirtualMachine", params))
+    while client.poller.waiting == 0:
+        await asyncio.sleep(0.01)
+    await client.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 1)
+    assert client.poller.waiting == 0
+
+
 async def test_only_idempotent_calls_are_retried_on_dropped_connections(sim, client):
     sim.state.faults.add(FaultRule(command="listZones", drop_rate=1.0))
     sim.state.faults.add(FaultRule(command="createSecurityGroup", drop_rate=1.0))
