@@ -321,8 +321,8 @@ async def handle_query(request: web.Request) -> web.Response:
     size = sum(map(len, parts))
     if size < STREAM_BYTES:
         body = b"".join(parts)
-        if ctx.answer_basis is not None:
-            services.store(AnswerMemo).keep(ctx.answer_key(), ctx.answer_basis, body, ctx.request_id)
+        if ctx.keep_answer_as is not None:
+            services.store(AnswerMemo).keep(*ctx.keep_answer_as, body, ctx.request_id)
         return xml_response(body)
     try:
         return await stream_answer(request, parts, size)

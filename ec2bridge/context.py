@@ -23,7 +23,7 @@ class RequestContext:
     services: Any  # ec2bridge.app.Services; typed loosely to keep mappings free of app imports
     request: dict | None = None  # the parsed request, for the answer memo's key
     version: str = ""            # the API version the answer is rendered in
-    answer_basis: Any = None     # set by reuse_answer: what the answer about to be built rests on
+    keep_answer_as: tuple | None = None  # (key, basis), set by reuse_answer for the answer being built
 
     @property
     def creds(self) -> tuple[str, str]:
@@ -54,15 +54,12 @@ class RequestContext:
         stamp = self.services.database.change_stamp()
         if stamp is None or self.request is None:
             return
-        basis = (basis, stamp)
-        known = self.services.store(AnswerMemo).known(self.answer_key(), basis)
+        key, basis = answer_key(self.action, self.credential.access_key, self.version, self.request), (basis, stamp)
+        known = self.services.store(AnswerMemo).known(key, basis)
         if known is not None:
             raise KnownAnswer(known)
-        self.answer_basis = basis
+        self.keep_answer_as = (key, basis)
 
     def answer_varies(self) -> None:
         """The answer being built depends on more than its basis (the clock): do not keep it."""
-        self.answer_basis = None
-
-    def answer_key(self) -> tuple:
-        return answer_key(self.action, self.credential.access_key, self.version, self.request or {})
+        self.keep_answer_as = None
